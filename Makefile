@@ -1,0 +1,44 @@
+# Every target sets up what it needs: `make run` and `make test` work on a fresh machine
+# that has Python 3.11 (and make). The venv is rebuilt when the dependencies change.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: install run ingest test lint bench clean db-stop
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e '.[airflow,dev]'
+	touch $(STAMP)
+
+## The main job, end to end.
+run: install
+	$(BIN)/recsys ingest
+	$(BIN)/recsys db url | sed 's/^/database: /'
+	@echo 'check: psql "$$($(BIN)/recsys db url)" -c "SELECT (SELECT count(*) FROM recsys.users) AS users, (SELECT count(*) FROM recsys.movies) AS movies, (SELECT count(*) FROM recsys.ratings) AS ratings"'
+
+ingest: install
+	$(BIN)/recsys ingest
+
+## The test suite, against a real PostgreSQL (RECSYS_TEST_ADMIN_URL, or the managed server).
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check recsys tests dags plugins bench
+	$(BIN)/ruff format --check recsys tests dags plugins bench
+
+db-stop: install
+	$(BIN)/recsys db stop
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

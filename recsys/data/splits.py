@@ -1,0 +1,112 @@
+"""Train/test splits of the ratings: canonical (u1-u5, ua, ub), random, temporal, or files.
+
+A split is named by a short spec so that the CLI, the registry and the DAGs can record
+exactly which data a model saw: ``u1`` .. ``u5``, ``ua``, ``ub``, ``random:0.2:42``
+(test fraction, seed), ``temporal:0.2`` (the latest 20% of ratings by time), or
+``files:TRAIN,TEST`` for user-supplied files in ``u.data`` format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.movielens import CANONICAL_SPLITS, read_ratings_file
+from recsys.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    train: pd.DataFrame  # user_id, movie_id, rating, rated_at
+    test: pd.DataFrame
+
+
+def make_split(spec: str, ratings: pd.DataFrame, split_tests: pd.DataFrame | None = None) -> Split:
+    """Build the split that ``spec`` names from the feature store's ratings."""
+    kind, _, args = spec.partition(":")
+    if kind in CANONICAL_SPLITS and not args:
+        if split_tests is None:
+            raise ConfigError(f"split {spec!r} needs the canonical split table")
+        return canonical_split(spec, ratings, split_tests)
+    if kind == "random":
+        fraction, seed = _parse_args(spec, args, 2, (0.2, 42))
+        return random_split(ratings, float(fraction), int(seed))
+    if kind == "temporal":
+        (fraction,) = _parse_args(spec, args, 1, (0.2,))
+        return temporal_split(ratings, float(fraction))
+    if kind == "files":
+        train_path, sep, test_path = args.partition(",")
+        if not sep or not train_path or not test_path:
+            raise ConfigError("split 'files:TRAIN,TEST' needs two comma-separated paths")
+        return files_split(Path(train_path), Path(test_path), ratings)
+    raise ConfigError(
+        f"unknown split {spec!r}; use one of {', '.join(CANONICAL_SPLITS)}, "
+        "random[:FRACTION[:SEED]], temporal[:FRACTION] or files:TRAIN,TEST"
+    )
+
+
+def canonical_split(name: str, ratings: pd.DataFrame, split_tests: pd.DataFrame) -> Split:
+    test_keys = split_tests.loc[split_tests["split"] == name, ["user_id", "movie_id"]]
+    if test_keys.empty:
+        raise DataError(f"no test ratings recorded for canonical split {name!r}; run ingest first")
+    marked = ratings.merge(test_keys.assign(_test=True), on=["user_id", "movie_id"], how="left")
+    is_test = marked.pop("_test").fillna(False).astype(bool)
+    return Split(name, _clean(marked[~is_test]), _clean(marked[is_test]))
+
+
+def random_split(ratings: pd.DataFrame, fraction: float, seed: int) -> Split:
+    _check_fraction(fraction)
+    rng = np.random.default_rng(seed)
+    is_test = rng.random(len(ratings)) < fraction
+    return Split(f"random:{fraction}:{seed}", _clean(ratings[~is_test]), _clean(ratings[is_test]))
+
+
+def temporal_split(ratings: pd.DataFrame, fraction: float) -> Split:
+    """Train on the past, test on the future: the way a deployed model is actually used."""
+    _check_fraction(fraction)
+    ordered = ratings.sort_values(["rated_at", "user_id", "movie_id"], kind="stable")
+    cut = int(round(len(ordered) * (1 - fraction)))
+    return Split(f"temporal:{fraction}", _clean(ordered.iloc[:cut]), _clean(ordered.iloc[cut:]))
+
+
+def files_split(train_path: Path, test_path: Path, known: pd.DataFrame | None = None) -> Split:
+    """A user's own split; its ids must exist in the feature store (side features come from there)."""
+    train, test = read_ratings_file(train_path), read_ratings_file(test_path)
+    if known is not None:
+        for path, part in ((train_path, train), (test_path, test)):
+            _require_known_ids(path, part, known)
+    return Split(f"files:{train_path},{test_path}", _clean(train), _clean(test))
+
+
+def _require_known_ids(path: Path, part: pd.DataFrame, known: pd.DataFrame) -> None:
+    for column in ("user_id", "movie_id"):
+        unknown = sorted(set(part[column]) - set(known[column]))
+        if unknown:
+            raise DataError(
+                f"{len(unknown)} {column} value(s) not in the feature store, e.g. {unknown[:5]}",
+                source=str(path),
+            )
+
+
+def _clean(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["user_id", "movie_id", "rating", "rated_at"]].reset_index(drop=True)
+
+
+def _parse_args(spec: str, args: str, count: int, defaults: tuple) -> tuple:
+    values = args.split(":") if args else []
+    if len(values) > count:
+        raise ConfigError(f"split {spec!r} takes at most {count} argument(s)")
+    try:
+        parsed = [float(v) if i == 0 else int(v) for i, v in enumerate(values)]
+    except ValueError:
+        raise ConfigError(f"split {spec!r} has a non-numeric argument") from None
+    return tuple(parsed) + defaults[len(parsed) :]
+
+
+def _check_fraction(fraction: float) -> None:
+    if not 0 < fraction < 1:
+        raise ConfigError(f"test fraction must be between 0 and 1, got {fraction}")

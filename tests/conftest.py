@@ -1,0 +1,99 @@
+"""Shared fixtures: a real PostgreSQL database per test session, the real archive.
+
+The server is ``RECSYS_TEST_ADMIN_URL`` (CI: the machine's PostgreSQL) or, when unset,
+the project-managed one. Each session creates its own uniquely named database and
+drops it at the end, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT, Settings  # noqa: E402
+from recsys.db.engine import make_engine  # noqa: E402
+from recsys.db.migrate import migrate  # noqa: E402
+
+ARCHIVE = Path(os.environ.get("RECSYS_TEST_ARCHIVE", PROJECT_ROOT.parent / "shared/data/ml-100k.zip"))
+
+
+def _admin_url() -> str:
+    url = os.environ.get("RECSYS_TEST_ADMIN_URL")
+    if url:
+        return url
+    from recsys.config import get_settings
+    from recsys.db import server
+
+    return server.start(get_settings().pgdata).replace("/recsys?", "/postgres?")
+
+
+def _create_database(admin_url: str, prefix: str) -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    return _admin_url()
+
+
+@pytest.fixture(scope="session")
+def archive() -> Path:
+    if not ARCHIVE.is_file():
+        pytest.fail(f"MovieLens archive not found at {ARCHIVE}; set RECSYS_TEST_ARCHIVE")
+    return ARCHIVE
+
+
+@pytest.fixture
+def empty_db_url(admin_url: str) -> Iterator[str]:
+    """A brand-new database with the schema applied and no data."""
+    url = _create_database(admin_url, "recsys_test_empty")
+    migrate(url)
+    yield url
+    _drop_database(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def db_url(admin_url: str, archive: Path) -> Iterator[str]:
+    """A database for the whole session with the real ML-100K ingested."""
+    from recsys.ingest import ingest
+
+    url = _create_database(admin_url, "recsys_test")
+    ingest(make_settings(), url, source=str(archive))
+    yield url
+    _drop_database(admin_url, url)
+
+
+@pytest.fixture(scope="session")
+def db_engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+def make_settings(**overrides) -> Settings:
+    """Settings that never touch the user's .local state or the network."""
+    values = {"data_sha256": OFFICIAL_UDATA_SHA256, "download_retries": 2, "download_timeout_s": 5.0}
+    values.update(overrides)
+    return Settings(**values)
