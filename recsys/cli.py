@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(handler=_ingest)
 
     _register_optional(sub, "recsys.model.commands")
+    _register_optional(sub, "recsys.scoring.commands")
     return parser
 
 
@@ -69,7 +70,7 @@ def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
     try:
         importlib.import_module(module).register(sub)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if exc.name is None or not module.startswith(exc.name):
             raise
 
 

@@ -1,0 +1,411 @@
+"""Write a ranking run shard by shard, then publish it atomically.
+
+A run owns a partitioned table ``recsys.ranked_scores_r<run>`` that is *not* attached to
+``recsys.ranked_scores`` while it is being filled, so readers cannot see it. Each shard
+(users with ``user_id % shards == shard``) is one leaf table, replaced whole by its own
+transaction: create, COPY, index, check, attach to the run's table. Re-running a shard
+replaces its leaf, so shards are idempotent and retryable on any worker.
+
+Publishing is one transaction: attach the run's table to ``recsys.ranked_scores`` and move
+the ``recsys.published_ranking`` pointer. Readers select through the pointer in the same
+statement as the scores, so each query sees one complete ranking. A run that fails at any
+point never moves the pointer: the previous ranking stays published.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from recsys.errors import RecsysError
+from recsys.scoring import copy_binary
+
+log = logging.getLogger(__name__)
+
+PUBLISH_LOCK_ID = 7_300_002  # serialises publishes and cleanups
+SCORE_RANGE = (0.0, 6.0)  # a rating model's output; anything else is a broken model
+
+
+class PublishError(RecsysError):
+    """A run cannot be written or published; the published ranking is unchanged."""
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    run_id: int
+    model_version: str
+    rows: int
+    users: int
+    movies: int
+
+
+def run_table(run_id: int) -> str:
+    return f"recsys.ranked_scores_r{int(run_id)}"
+
+
+def shard_table(run_id: int, shard: int) -> str:
+    return f"recsys.ranked_scores_r{int(run_id)}_s{int(shard)}"
+
+
+def champion_version(engine: sa.Engine) -> str:
+    with engine.connect() as conn:
+        version = conn.execute(
+            sa.text("SELECT version_id FROM recsys.model_versions WHERE status = 'champion'")
+        ).scalar()
+    if version is None:
+        raise PublishError("no champion model in recsys.model_versions; run `recsys train` first")
+    return version
+
+
+def start_run(engine: sa.Engine, model_version: str | None, shards: int) -> int:
+    """Record a new run (for ``model_version``, default the champion) and create its table."""
+    if shards < 1:
+        raise PublishError(f"shards must be at least 1, got {shards}")
+    model_version = model_version or champion_version(engine)
+    with engine.begin() as conn:
+        known = conn.execute(
+            sa.text("SELECT 1 FROM recsys.model_versions WHERE version_id = :v"), {"v": model_version}
+        ).first()
+        if known is None:
+            raise PublishError(f"unknown model version {model_version!r}")
+        run_id = conn.execute(
+            sa.text(
+                "INSERT INTO recsys.precompute_runs (model_version, shards, users, movies) "
+                "VALUES (:v, :shards, (SELECT count(*) FROM recsys.users), "
+                "(SELECT count(*) FROM recsys.movies)) RETURNING run_id"
+            ),
+            {"v": model_version, "shards": shards},
+        ).scalar_one()
+        conn.execute(sa.text(f"CREATE TABLE {run_table(run_id)} (LIKE recsys.ranked_scores) PARTITION BY LIST (shard)"))
+        # The newest run wins: an older run still 'running' was killed or lost the race, and
+        # can no longer publish; `cleanup` drops its tables.
+        conn.execute(
+            sa.text(
+                "UPDATE recsys.precompute_runs SET status = 'failed', finished_at = now(), "
+                "error = 'abandoned: run ' || :r || ' started before it finished' "
+                "WHERE status = 'running' AND run_id < :r"
+            ),
+            {"r": run_id},
+        )
+    log.info("started precompute run %d for model %s with %d shard(s)", run_id, model_version, shards)
+    return run_id
+
+
+def run_info(engine: sa.Engine, run_id: int) -> sa.Row:
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r"), {"r": run_id}).first()
+    if row is None:
+        raise PublishError(f"unknown precompute run {run_id}")
+    return row
+
+
+def shard_users(user_ids: np.ndarray, shard: int, shards: int) -> np.ndarray:
+    return user_ids[user_ids % shards == shard]
+
+
+def write_shard(
+    engine: sa.Engine,
+    run_id: int,
+    shard: int,
+    user_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    scores: np.ndarray,
+) -> int:
+    """Replace the shard's leaf with ``scores[i, j]`` = score of (user_ids[i], movie_ids[j])."""
+    run = run_info(engine, run_id)
+    _check_shard_input(run, shard, user_ids, movie_ids, scores)
+    with engine.begin() as conn:
+        seen = _seen_mask(conn, user_ids, movie_ids)
+        ranks = _ranks(scores, seen)
+        payload = _encode(user_ids, movie_ids, scores, ranks, seen)
+        table = shard_table(run_id, shard)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        version = conn.execute(sa.text("SELECT quote_literal(CAST(:v AS text))"), {"v": run.model_version}).scalar()
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {table} (LIKE recsys.ranked_scores INCLUDING ALL, "
+                f"CHECK (run_id = {int(run_id)} AND shard = {int(shard)}))"
+            )
+        )
+        # Constant columns come from defaults: the COPY stream carries only what varies.
+        conn.execute(
+            sa.text(
+                f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, "
+                f"ALTER shard SET DEFAULT {int(shard)}, ALTER model_version SET DEFAULT {version}"
+            )
+        )
+        columns = "user_id, movie_id, score, rank, seen"
+        with conn.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary, FREEZE)") as copy:
+            view, chunk = memoryview(payload), 8 << 20
+            for start in range(0, len(view), chunk):
+                copy.write(view[start : start + chunk])
+        conn.execute(sa.text(f"CREATE INDEX ON {table} (user_id, rank)"))
+        conn.execute(sa.text(f"ANALYZE {table}"))
+        conn.execute(sa.text(f"ALTER TABLE {run_table(run_id)} ATTACH PARTITION {table} FOR VALUES IN ({shard})"))
+        conn.execute(
+            sa.text(
+                "UPDATE recsys.precompute_runs SET shards_done = "
+                "(SELECT array_agg(DISTINCT s ORDER BY s) FROM unnest(array_append(shards_done, :shard)) s) "
+                "WHERE run_id = :run"
+            ),
+            {"shard": shard, "run": run_id},
+        )
+    rows = scores.size
+    log.info("run %d shard %d: wrote %d rows for %d users", run_id, shard, rows, len(user_ids))
+    return rows
+
+
+def publish_run(engine: sa.Engine, run_id: int) -> PublishedRun:
+    """Make the run the published ranking, in one transaction, if it is complete."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": PUBLISH_LOCK_ID})
+        run = conn.execute(
+            sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r FOR UPDATE"), {"r": run_id}
+        ).first()
+        if run is None or run.status != "running":
+            raise PublishError(f"run {run_id} cannot be published (status {run.status if run else 'unknown'})")
+        missing = sorted(set(range(run.shards)) - set(run.shards_done))
+        if missing:
+            raise PublishError(f"run {run_id} is incomplete: shard(s) {missing} not written")
+        newer = conn.execute(
+            sa.text("SELECT run_id FROM recsys.published_ranking WHERE run_id > :r"), {"r": run_id}
+        ).scalar()
+        if newer is not None:
+            raise PublishError(f"run {run_id} is older than the published run {newer}; not publishing")
+        rows = _validate(conn, run)
+        conn.execute(
+            sa.text(f"ALTER TABLE recsys.ranked_scores ATTACH PARTITION {run_table(run_id)} FOR VALUES IN ({run_id})")
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE recsys.precompute_runs SET status = 'superseded' "
+                "WHERE run_id = (SELECT run_id FROM recsys.published_ranking)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO recsys.published_ranking (run_id, model_version, published_at) "
+                "VALUES (:r, :v, now()) ON CONFLICT (singleton) DO UPDATE "
+                "SET run_id = EXCLUDED.run_id, model_version = EXCLUDED.model_version, "
+                "published_at = EXCLUDED.published_at"
+            ),
+            {"r": run_id, "v": run.model_version},
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE recsys.precompute_runs SET status = 'published', rows = :rows, "
+                "finished_at = now(), published_at = now() WHERE run_id = :r"
+            ),
+            {"rows": rows, "r": run_id},
+        )
+    log.info("published run %d (%d rows, model %s)", run_id, rows, run.model_version)
+    return PublishedRun(run_id, run.model_version, rows, run.users, run.movies)
+
+
+def fail_run(engine: sa.Engine, run_id: int, error: str) -> None:
+    """Record the failure and drop the run's tables; the published ranking is untouched."""
+    with engine.begin() as conn:
+        updated = conn.execute(
+            sa.text(
+                "UPDATE recsys.precompute_runs SET status = 'failed', error = :e, finished_at = now() "
+                "WHERE run_id = :r AND status = 'running'"
+            ),
+            {"e": error[:4000], "r": run_id},
+        ).rowcount
+        if updated:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {run_table(run_id)}"))
+    log.warning("precompute run %d failed: %s", run_id, error)
+
+
+def cleanup(engine: sa.Engine, keep: int = 2) -> list[int]:
+    """Drop the tables of failed runs and of all but the ``keep`` newest superseded runs.
+
+    Old partitions are detached CONCURRENTLY (no lock that blocks readers), then dropped.
+    """
+    if keep < 0:
+        raise PublishError(f"keep must be >= 0, got {keep}")
+    with engine.begin() as conn:
+        doomed = (
+            conn.execute(
+                sa.text(
+                    "SELECT run_id FROM (SELECT run_id FROM recsys.precompute_runs WHERE status = 'failed' "
+                    "UNION SELECT run_id FROM (SELECT run_id FROM recsys.precompute_runs "
+                    "WHERE status = 'superseded' ORDER BY run_id DESC OFFSET :keep) old) r "
+                    "WHERE to_regclass('recsys.ranked_scores_r' || run_id) IS NOT NULL"
+                ),
+                {"keep": keep},
+            )
+            .scalars()
+            .all()
+        )
+        attached = set(
+            conn.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'recsys.ranked_scores'::regclass"
+                )
+            ).scalars()
+        )
+    dropped = []
+    for run_id in sorted(doomed):
+        _drop_run_table(engine, run_id, attached=f"ranked_scores_r{run_id}" in attached)
+        dropped.append(run_id)
+    if dropped:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE recsys.precompute_runs SET status = 'dropped' "
+                    "WHERE run_id = ANY(:ids) AND status = 'superseded'"
+                ),
+                {"ids": dropped},
+            )
+    return dropped
+
+
+def publish_scores(engine: sa.Engine, model_version: str, scores: pd.DataFrame, shards: int = 1) -> int:
+    """Publish a full ranking given as a long frame (user_id, movie_id, score): for tests and tools."""
+    matrix = scores.pivot(index="user_id", columns="movie_id", values="score").sort_index().sort_index(axis=1)
+    if matrix.isna().to_numpy().any():
+        raise PublishError("scores must cover every user x movie pair")
+    user_ids, movie_ids = matrix.index.to_numpy(np.int64), matrix.columns.to_numpy(np.int64)
+    values = matrix.to_numpy(np.float32)
+    run_id = start_run(engine, model_version, shards)
+    try:
+        for shard in range(shards):
+            mask = user_ids % shards == shard
+            write_shard(engine, run_id, shard, user_ids[mask], movie_ids, values[mask])
+        publish_run(engine, run_id)
+    except Exception as exc:
+        fail_run(engine, run_id, str(exc))
+        raise
+    return run_id
+
+
+def _drop_run_table(engine: sa.Engine, run_id: int, *, attached: bool) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if attached:
+            conn.execute(sa.text(f"ALTER TABLE recsys.ranked_scores DETACH PARTITION {run_table(run_id)} CONCURRENTLY"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {run_table(run_id)}"))
+    log.info("dropped the tables of precompute run %d", run_id)
+
+
+def _check_shard_input(
+    run: sa.Row, shard: int, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray
+) -> None:
+    if run.status != "running":
+        raise PublishError(f"run {run.run_id} is {run.status}; shards can only be written while it runs")
+    if not 0 <= shard < run.shards:
+        raise PublishError(f"shard {shard} is outside 0..{run.shards - 1}")
+    if scores.shape != (len(user_ids), len(movie_ids)):
+        raise PublishError(f"scores shape {scores.shape} != ({len(user_ids)}, {len(movie_ids)})")
+    if np.any(user_ids % run.shards != shard):
+        raise PublishError(f"shard {shard} was given users of other shards")
+    if not np.isfinite(scores).all():
+        raise PublishError(f"shard {shard}: the model produced NaN or infinite scores")
+    low, high = SCORE_RANGE
+    if scores.size and (scores.min() < low or scores.max() > high):
+        raise PublishError(f"shard {shard}: scores outside [{low}, {high}] ({scores.min()}..{scores.max()})")
+
+
+def _seen_mask(conn: sa.Connection, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
+    rated = pd.read_sql(
+        sa.text("SELECT user_id, movie_id FROM recsys.ratings WHERE user_id = ANY(:u)"),
+        conn,
+        params={"u": user_ids.tolist()},
+    )
+    seen = np.zeros((len(user_ids), len(movie_ids)), dtype=bool)
+    rows = np.searchsorted(user_ids, rated["user_id"].to_numpy())
+    cols = np.searchsorted(movie_ids, rated["movie_id"].to_numpy())
+    valid = (rows < len(user_ids)) & (cols < len(movie_ids))
+    rows, cols = rows[valid], cols[valid]
+    hit = (user_ids[rows] == rated["user_id"].to_numpy()[valid]) & (
+        movie_ids[cols] == rated["movie_id"].to_numpy()[valid]
+    )
+    seen[rows[hit], cols[hit]] = True
+    return seen
+
+
+def _ranks(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """1-based rank among unseen movies by score, ties broken by the lower movie id; 0 = seen.
+
+    ``movie_ids`` are sorted ascending, so a stable sort on the negated score breaks ties
+    by movie id deterministically.
+    """
+    keyed = np.where(seen, np.inf, -scores.astype(np.float64))
+    order = np.argsort(keyed, axis=1, kind="stable")
+    ranks = np.empty_like(order, dtype=np.int32)
+    np.put_along_axis(ranks, order, np.arange(1, scores.shape[1] + 1, dtype=np.int32)[None, :], axis=1)
+    return np.where(seen, 0, ranks)
+
+
+def _encode(
+    user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ranks: np.ndarray, seen: np.ndarray
+) -> bytes:
+    """Rows sorted by (user, rank), seen movies last, so each user's top-k sits in a few pages."""
+    n_users, n_movies = scores.shape
+    order = np.argsort(np.where(seen, n_movies + 1, ranks), axis=1, kind="stable")
+    flat_users = np.repeat(user_ids, n_movies)
+    flat_movies = movie_ids[order].ravel()
+    flat_scores = np.take_along_axis(scores, order, axis=1).ravel()
+    flat_ranks = np.take_along_axis(ranks, order, axis=1).ravel()
+    flat_seen = np.take_along_axis(seen, order, axis=1).ravel()
+    batches = []
+    for is_seen in (False, True):
+        pick = flat_seen == is_seen
+        batches.append(
+            copy_binary.encode(
+                [
+                    ("user_id", "int4", flat_users[pick]),
+                    ("movie_id", "int4", flat_movies[pick]),
+                    ("score", "float4", flat_scores[pick]),
+                    ("rank", "int4", None if is_seen else flat_ranks[pick]),
+                    ("seen", "bool", is_seen),
+                ],
+                int(pick.sum()),
+            )
+        )
+    return _join_copy_payloads(batches)
+
+
+def _join_copy_payloads(payloads: list[bytes]) -> bytes:
+    """One COPY stream: the first header, every batch's tuples, one trailer."""
+    header, trailer = len(copy_binary.HEADER), len(copy_binary.TRAILER)
+    return copy_binary.HEADER + b"".join(p[header:-trailer] for p in payloads) + copy_binary.TRAILER
+
+
+def _validate(conn: sa.Connection, run: sa.Row) -> int:
+    """The checks a reader relies on, run on the unpublished table before it goes live."""
+    table = run_table(run.run_id)
+    stats = conn.execute(
+        sa.text(
+            f"SELECT count(*) AS rows, count(DISTINCT user_id) AS users, "
+            f"count(*) FILTER (WHERE score = 'NaN' OR score < :low OR score > :high) AS bad_scores, "
+            f"(SELECT count(*) FROM recsys.users) AS all_users, (SELECT count(*) FROM recsys.movies) AS all_movies "
+            f"FROM {table}"
+        ),
+        {"low": SCORE_RANGE[0], "high": SCORE_RANGE[1]},
+    ).one()
+    expected = stats.all_users * stats.all_movies
+    if stats.rows != expected or stats.users != stats.all_users:
+        raise PublishError(
+            f"run {run.run_id} has {stats.rows} rows for {stats.users} users; expected {expected} "
+            f"({stats.all_users} users x {stats.all_movies} movies)"
+        )
+    if stats.bad_scores:
+        raise PublishError(f"run {run.run_id} has {stats.bad_scores} NaN or out-of-range scores")
+    broken = conn.execute(
+        sa.text(
+            f"SELECT count(*) FROM (SELECT user_id, count(rank) AS n, count(DISTINCT rank) AS d, "
+            f"min(rank) AS lo, max(rank) AS hi, "
+            f"count(*) FILTER (WHERE NOT seen) AS unseen, count(*) AS movies FROM {table} GROUP BY user_id) u "
+            f"WHERE n <> unseen OR d <> n OR movies <> :movies OR (n > 0 AND (lo <> 1 OR hi <> n))"
+        ),
+        {"movies": stats.all_movies},
+    ).scalar_one()
+    if broken:
+        raise PublishError(f"run {run.run_id}: {broken} user(s) have non-contiguous ranks or missing movies")
+    return stats.rows

@@ -1,0 +1,233 @@
+"""Nightly precompute against the real PostgreSQL with a real (tiny) trained model.
+
+What readers rely on: every user x movie pair, contiguous ranks among unseen movies,
+scores equal to the exported model's, and a published ranking that no failure or
+concurrent run can replace with a partial or empty one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from recsys.db.store import load_movielens
+from recsys.scoring import publish
+from recsys.scoring.precompute import precompute, score_shard
+from recsys.scoring.publish import PublishError
+
+USERS, MOVIES = 943, 1682
+
+
+@pytest.fixture(scope="module")
+def champion(db_engine, tmp_path_factory) -> str:
+    """A tiny model trained on u1 and registered as champion (straight into the registry table)."""
+    from recsys.model.config import load_config
+    from recsys.model.export import export_model
+    from recsys.model.train import train
+
+    ml = load_movielens(db_engine)
+    from recsys.data.splits import make_split
+
+    trained = train(ml, make_split("u1", ml.ratings, ml.split_tests), load_config("tiny"), verbose=0)
+    artifact = export_model(trained, tmp_path_factory.mktemp("artifacts") / "tiny-precompute")
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE recsys.model_versions SET status = 'retired' WHERE status = 'champion'"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO recsys.model_versions (version_id, data_fingerprint, split, config, metrics, "
+                "artifact_uri, status) VALUES ('tiny-precompute', :fp, 'u1', :cfg, '{}', :uri, 'champion')"
+            ),
+            {"fp": ml.fingerprint, "cfg": json.dumps({"name": "tiny"}), "uri": str(artifact)},
+        )
+    return "tiny-precompute"
+
+
+def published(engine: sa.Engine) -> sa.Row | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT run_id, model_version FROM recsys.published_ranking")).first()
+
+
+def ranking_digest(engine: sa.Engine) -> tuple:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*), sum(score::numeric), sum(rank), count(*) FILTER (WHERE seen), min(run_id), max(run_id) "
+                    "FROM recsys.current_ranked_scores"
+                )
+            ).one()
+        )
+
+
+def test_precompute_publishes_every_pair_with_model_scores(db_engine, champion):
+    result = precompute(db_engine, shards=3, workers=2, keep=1)
+    assert result.rows == USERS * MOVIES == 1_586_126
+    with db_engine.connect() as conn:
+        count, seen, users, versions = conn.execute(
+            sa.text(
+                "SELECT count(*), count(*) FILTER (WHERE seen), count(DISTINCT user_id), "
+                "count(DISTINCT model_version) FROM recsys.current_ranked_scores"
+            )
+        ).one()
+        bad_ranks = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT user_id, count(rank) n, max(rank) hi, count(DISTINCT rank) d, "
+                "count(*) FILTER (WHERE NOT seen) unseen FROM recsys.current_ranked_scores GROUP BY user_id) u "
+                "WHERE n <> hi OR d <> n OR n <> unseen"
+            )
+        ).scalar()
+        seen_match = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM recsys.current_ranked_scores s JOIN recsys.ratings r "
+                "USING (user_id, movie_id) WHERE s.seen AND s.rank IS NULL"
+            )
+        ).scalar()
+        sample = pd.read_sql(
+            sa.text(
+                "SELECT user_id, movie_id, score FROM recsys.current_ranked_scores "
+                "WHERE (user_id * 7919 + movie_id) % 997 = 0 LIMIT 300"
+            ),
+            conn,
+        )
+        top = pd.read_sql(
+            sa.text("SELECT movie_id, score, rank FROM recsys.current_ranked_scores WHERE user_id = 1 AND rank <= 50"),
+            conn,
+        ).sort_values("rank")
+    assert (count, seen, users, versions) == (1_586_126, 100_000, USERS, 1)
+    assert bad_ranks == 0
+    assert seen_match == 100_000
+    # ranks follow scores, ties by lower movie id
+    assert list(top.sort_values(["score", "movie_id"], ascending=[False, True])["rank"]) == list(top["rank"])
+    # precomputed scores equal the exported model's own serving signature
+    from recsys.model.export import load_model
+    from recsys.model.inputs import movie_table, user_table
+
+    ml = load_movielens(db_engine)
+    model = load_model(_artifact(db_engine, champion))
+    expected = model.predict(sample, user_table(ml), movie_table(ml))
+    np.testing.assert_allclose(sample["score"].to_numpy(), expected, atol=1e-4)
+
+
+def test_failed_run_leaves_previous_ranking(db_engine, champion):
+    if published(db_engine) is None:
+        precompute(db_engine, shards=2)
+    before, digest = published(db_engine), ranking_digest(db_engine)
+    run_id = publish.start_run(db_engine, None, 2)
+    score_shard(db_engine, run_id, 0)
+    with pytest.raises(PublishError, match=r"incomplete: shard\(s\) \[1\] not written"):
+        publish.publish_run(db_engine, run_id)
+    users = np.array([1, 3, 5])
+    with pytest.raises(PublishError, match="NaN"):
+        publish.write_shard(db_engine, run_id, 1, users, np.arange(1, MOVIES + 1), np.full((3, MOVIES), np.nan))
+    publish.fail_run(db_engine, run_id, "test failure")
+    assert published(db_engine) == before and ranking_digest(db_engine) == digest
+    publish.cleanup(db_engine, keep=1)
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.run_table(run_id)}).scalar() is None
+        status = conn.execute(sa.text("SELECT status FROM recsys.precompute_runs WHERE run_id = :r"), {"r": run_id})
+        assert status.scalar() == "failed"
+
+
+def test_shard_retry_is_idempotent(db_engine, champion):
+    run_id = publish.start_run(db_engine, None, 2)
+    first = score_shard(db_engine, run_id, 1)
+    second = score_shard(db_engine, run_id, 1)
+    with db_engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT count(*) FROM {publish.shard_table(run_id, 1)}")).scalar()
+    assert first == second == rows
+    publish.fail_run(db_engine, run_id, "test done")
+
+
+def test_newest_concurrent_run_wins(db_engine, champion):
+    before = published(db_engine)
+    older = publish.start_run(db_engine, None, 1)
+    newer = publish.start_run(db_engine, None, 1)
+    with pytest.raises(PublishError, match="failed"):
+        score_shard(db_engine, older, 0)
+    score_shard(db_engine, newer, 0)
+    publish.publish_run(db_engine, newer)
+    after = published(db_engine)
+    assert after.run_id == newer and (before is None or before.run_id < newer)
+    with pytest.raises(PublishError, match="cannot be published"):
+        publish.publish_run(db_engine, older)
+
+
+def test_readers_never_see_a_partial_ranking_during_publish(db_engine, champion):
+    """Publish twice while readers query; every answer is one complete ranking of one run."""
+    users = np.arange(1, USERS + 1)
+    movies = np.arange(1, MOVIES + 1)
+    rng = np.random.default_rng(0)
+
+    def publish_random() -> None:
+        run_id = publish.start_run(db_engine, champion, 2)
+        for shard in range(2):
+            mine = users[users % 2 == shard]
+            publish.write_shard(db_engine, run_id, shard, mine, movies, rng.uniform(1, 5, (len(mine), MOVIES)))
+        publish.publish_run(db_engine, run_id)
+
+    answers: list[tuple] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with db_engine.connect() as conn:
+            while not stop.is_set():
+                row = conn.execute(
+                    sa.text(
+                        "SELECT count(*), count(DISTINCT run_id), count(rank) FROM recsys.current_ranked_scores "
+                        "WHERE user_id = 42"
+                    )
+                ).one()
+                answers.append(tuple(row))
+                conn.commit()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(2):
+            publish_random()
+    finally:
+        stop.set()
+        thread.join()
+    assert len(answers) > 10
+    unseen_42 = MOVIES - _rated(db_engine, 42)
+    assert set(answers) == {(MOVIES, 1, unseen_42)}
+
+
+def test_cleanup_keeps_the_newest_superseded_runs(db_engine, champion):
+    publish.cleanup(db_engine, keep=1)
+    with db_engine.connect() as conn:
+        kept = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM recsys.precompute_runs WHERE status IN ('superseded', 'published') "
+                "AND to_regclass('recsys.ranked_scores_r' || run_id) IS NOT NULL"
+            )
+        ).scalar()
+        orphans = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'recsys' AND c.relname ~ '^ranked_scores_r[0-9]+$' AND NOT EXISTS "
+                "(SELECT 1 FROM recsys.precompute_runs r WHERE c.relname = 'ranked_scores_r' || r.run_id "
+                "AND r.status IN ('superseded', 'published', 'running'))"
+            )
+        ).scalar()
+    assert kept <= 2 and orphans == 0
+
+
+def _rated(engine: sa.Engine, user_id: int) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM recsys.ratings WHERE user_id = :u"), {"u": user_id}).scalar()
+
+
+def _artifact(engine: sa.Engine, version: str) -> Path:
+    with engine.connect() as conn:
+        return Path(
+            conn.execute(
+                sa.text("SELECT artifact_uri FROM recsys.model_versions WHERE version_id = :v"), {"v": version}
+            ).scalar()
+        )
