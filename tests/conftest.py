@@ -7,6 +7,7 @@ drops it at the end, so runs never see each other's data.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT, Settings  # noqa: E402
+from recsys.data.splits import make_split  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
 from recsys.db.migrate import migrate  # noqa: E402
+from recsys.db.store import load_movielens  # noqa: E402
 
 ARCHIVE = Path(os.environ.get("RECSYS_TEST_ARCHIVE", PROJECT_ROOT.parent / "shared/data/ml-100k.zip"))
 
@@ -90,6 +93,46 @@ def db_engine(db_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_champion(db_engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny model trained on u1 and registered as champion (straight into the registry table)."""
+    from recsys.model.config import load_config
+    from recsys.model.export import export_model
+    from recsys.model.train import train
+
+    ml = load_movielens(db_engine)
+
+    trained = train(ml, make_split("u1", ml.ratings, ml.split_tests), load_config("tiny"), verbose=0)
+    artifact = export_model(trained, tmp_path_factory.mktemp("artifacts") / "tiny-precompute")
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("UPDATE recsys.model_versions SET status = 'retired' WHERE status = 'champion'"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO recsys.model_versions (version_id, data_fingerprint, split, config, metrics, "
+                "artifact_uri, status) VALUES ('tiny-precompute', :fp, 'u1', :cfg, '{}', :uri, 'champion')"
+            ),
+            {"fp": ml.fingerprint, "cfg": json.dumps({"name": "tiny"}), "uri": str(artifact)},
+        )
+    return "tiny-precompute"
+
+
+def published(engine: sa.Engine) -> sa.Row | None:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT run_id, model_version FROM recsys.published_ranking")).first()
+
+
+def ranking_digest(engine: sa.Engine) -> tuple:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*), sum(score::numeric), sum(rank), count(*) FILTER (WHERE seen), min(run_id), max(run_id) "
+                    "FROM recsys.current_ranked_scores"
+                )
+            ).one()
+        )
 
 
 def make_settings(**overrides) -> Settings:

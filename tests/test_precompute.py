@@ -7,7 +7,6 @@ concurrent run can replace with a partial or empty one.
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from conftest import published, ranking_digest
 
 from recsys.db.store import load_movielens
 from recsys.scoring import publish
@@ -25,44 +25,8 @@ USERS, MOVIES = 943, 1682
 
 
 @pytest.fixture(scope="module")
-def champion(db_engine, tmp_path_factory) -> str:
-    """A tiny model trained on u1 and registered as champion (straight into the registry table)."""
-    from recsys.model.config import load_config
-    from recsys.model.export import export_model
-    from recsys.model.train import train
-
-    ml = load_movielens(db_engine)
-    from recsys.data.splits import make_split
-
-    trained = train(ml, make_split("u1", ml.ratings, ml.split_tests), load_config("tiny"), verbose=0)
-    artifact = export_model(trained, tmp_path_factory.mktemp("artifacts") / "tiny-precompute")
-    with db_engine.begin() as conn:
-        conn.execute(sa.text("UPDATE recsys.model_versions SET status = 'retired' WHERE status = 'champion'"))
-        conn.execute(
-            sa.text(
-                "INSERT INTO recsys.model_versions (version_id, data_fingerprint, split, config, metrics, "
-                "artifact_uri, status) VALUES ('tiny-precompute', :fp, 'u1', :cfg, '{}', :uri, 'champion')"
-            ),
-            {"fp": ml.fingerprint, "cfg": json.dumps({"name": "tiny"}), "uri": str(artifact)},
-        )
-    return "tiny-precompute"
-
-
-def published(engine: sa.Engine) -> sa.Row | None:
-    with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT run_id, model_version FROM recsys.published_ranking")).first()
-
-
-def ranking_digest(engine: sa.Engine) -> tuple:
-    with engine.connect() as conn:
-        return tuple(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*), sum(score::numeric), sum(rank), count(*) FILTER (WHERE seen), min(run_id), max(run_id) "
-                    "FROM recsys.current_ranked_scores"
-                )
-            ).one()
-        )
+def champion(tiny_champion: str) -> str:
+    return tiny_champion
 
 
 def test_precompute_publishes_every_pair_with_model_scores(db_engine, champion):
