@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install run ingest test lint bench clean db-stop
+.PHONY: install run airflow ingest test lint bench chaos clean db-stop
 
 install: $(STAMP)
 
@@ -20,11 +20,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e '.[airflow,dev]'
 	touch $(STAMP)
 
-## The main job, end to end.
+## The main job, end to end, through Airflow: ingest -> train -> precompute, then serve the API.
 run: install
-	$(BIN)/recsys ingest
-	$(BIN)/recsys db url | sed 's/^/database: /'
-	@echo 'check: psql "$$($(BIN)/recsys db url)" -c "SELECT (SELECT count(*) FROM recsys.users) AS users, (SELECT count(*) FROM recsys.movies) AS movies, (SELECT count(*) FROM recsys.ratings) AS ratings"'
+	bash scripts/pipeline.sh
+
+## The Airflow UI (airflow standalone) with the four DAGs; prints the login.
+airflow: install
+	bash scripts/standalone.sh
 
 ingest: install
 	$(BIN)/recsys ingest

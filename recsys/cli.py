@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _register_optional(sub, "recsys.model.commands")
     _register_optional(sub, "recsys.scoring.commands")
+    _register_optional(sub, "recsys.api.commands")
     return parser
 
 

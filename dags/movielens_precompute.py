@@ -1,0 +1,224 @@
+"""movielens_precompute: score every user x movie with the champion, publish atomically.
+
+Nightly, and whenever ``movielens_train`` promotes a new champion. Shards are mapped
+tasks (dynamic task mapping), so with the CeleryExecutor they spread over every worker.
+A thin wrapper around ``recsys.scoring.publish`` and ``recsys.scoring.precompute``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
+from movielens_common import (
+    CHAMPION_MODEL,
+    PUBLISHED_RANKING,
+    START_DATE,
+    default_args,
+    recsys_db_url,
+)
+
+DEFAULT_SHARDS = int(os.environ.get("RECSYS_PRECOMPUTE_SHARDS", "4"))
+MAX_SHARDS = 64
+
+DOC_MD = """
+### Precompute the ranking: plan → score shards (mapped) → publish → validate → clean up
+
+Every user × movie pair is scored with the **champion** model and published as one
+ranking in `recsys.ranked_scores` (read through `recsys.current_ranked_scores` and
+`recsys.top_recommendations`).
+
+| task | what it does |
+|---|---|
+| `start_run` | records a run in `recsys.precompute_runs` and creates its (unattached, invisible) table |
+| `plan_shards` | the shard numbers, `0..shards-1` (users are split by `user_id % shards`) |
+| `score_shard` ×N | **dynamic task mapping**, one task per shard: loads the SavedModel, scores the shard's users × all movies, writes the shard's table. Idempotent: a retry replaces the shard whole |
+| `publish` | checks the run is complete (rows = users × movies, no NaN, scores in range, ranks contiguous) and flips the pointer in **one transaction**; emits **`movielens_published_ranking`** |
+| `validate` | re-checks the ranking readers now see through the published views |
+| `cleanup` | drops failed runs and all but `keep` superseded rankings |
+| `mark_failed` | runs only if a shard or the publish failed (`one_failed`): marks the run failed and drops its tables. **The previous ranking stays published.** |
+
+Schedule: nightly 02:00 UTC, and on every new champion (`movielens_champion_model`).
+Params: `shards`, `keep`, `model_version` (empty = the champion).
+"""
+
+
+@dag(
+    dag_id="movielens_precompute",
+    description="Score every user x movie with the champion and publish the ranking atomically",
+    doc_md=DOC_MD,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"),  # nightly
+        assets=CHAMPION_MODEL,
+    ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,  # runs serialise; the library's publish lock is the second guard
+    dagrun_timeout=timedelta(hours=3),
+    default_args=default_args(timedelta(minutes=30), retries=2),
+    tags=["recsys", "movielens", "scoring"],
+    params={
+        "shards": Param(
+            DEFAULT_SHARDS,
+            type="integer",
+            minimum=1,
+            maximum=MAX_SHARDS,
+            title="Shards",
+            description="Mapped scoring tasks (users split by user_id % shards)",
+        ),
+        "keep": Param(2, type="integer", minimum=0, maximum=20, title="Keep", description="Old rankings to keep"),
+        "model_version": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[0-9A-Za-z_.:-]{1,64}$",
+            title="Model version",
+            description="A registered version id; empty = the current champion",
+        ),
+    },
+)
+def movielens_precompute() -> None:
+    @task(execution_timeout=timedelta(minutes=5))
+    def start_run() -> int:
+        """Record the run (champion or the requested version) and create its hidden table."""
+        from recsys.db.engine import check_connection, make_engine
+        from recsys.scoring.publish import start_run as start
+
+        params = get_current_context()["params"]
+        engine = make_engine(recsys_db_url())
+        try:
+            check_connection(engine)
+            return start(engine, params.get("model_version") or None, int(params["shards"]))
+        finally:
+            engine.dispose()
+
+    @task(execution_timeout=timedelta(minutes=1))
+    def plan_shards(precompute_run: int) -> list[int]:
+        """One mapped task per shard recorded on the run (the run row is the source of truth)."""
+        from recsys.db.engine import make_engine
+        from recsys.scoring.publish import run_info
+
+        engine = make_engine(recsys_db_url())
+        try:
+            return list(range(run_info(engine, precompute_run).shards))
+        finally:
+            engine.dispose()
+
+    @task(retries=3, map_index_template="shard {{ shard }}")
+    def score_shard(precompute_run: int, shard: int) -> int:
+        """Score one shard's users x all movies and write its table; safe to retry anywhere."""
+        import os
+
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        from recsys.db.engine import make_engine
+        from recsys.scoring.precompute import score_shard as score
+
+        get_current_context()["shard"] = shard  # rendered in the UI as the map index name
+        engine = make_engine(recsys_db_url())
+        try:
+            return score(engine, precompute_run, shard)
+        finally:
+            engine.dispose()
+
+    @task(outlets=[PUBLISHED_RANKING], execution_timeout=timedelta(minutes=10))
+    def publish(precompute_run: int, rows: list[int]) -> dict:
+        """Validate the complete run and flip the published pointer in one transaction.
+
+        ``rows`` (the mapped shards' results) is taken only so that publishing waits for
+        every shard; the library re-counts the rows itself.
+        """
+        from dataclasses import asdict
+
+        from recsys.db.engine import make_engine
+        from recsys.scoring.publish import publish_run
+
+        engine = make_engine(recsys_db_url())
+        try:
+            published = asdict(publish_run(engine, precompute_run))
+        finally:
+            engine.dispose()
+        get_current_context()["outlet_events"][PUBLISHED_RANKING].extra = {
+            "run_id": published["run_id"],
+            "model_version": published["model_version"],
+            "rows": published["rows"],
+        }
+        return published
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def validate(published: dict) -> dict:
+        """Check what readers see: the published run, users x movies rows, finite scores, ranks 1..n."""
+        import sqlalchemy as sa
+
+        from recsys.db.engine import make_engine
+
+        engine = make_engine(recsys_db_url())
+        try:
+            with engine.connect() as conn:
+                seen = conn.execute(
+                    sa.text(
+                        "SELECT (SELECT run_id FROM recsys.published_ranking) AS run_id, count(*) AS rows, "
+                        "count(*) FILTER (WHERE score = 'NaN' OR score < 0 OR score > 6) AS bad_scores, "
+                        "(SELECT count(*) FROM recsys.users) * (SELECT count(*) FROM recsys.movies) AS expected "
+                        "FROM recsys.current_ranked_scores"
+                    )
+                ).one()
+                gaps = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM (SELECT user_id FROM recsys.current_ranked_scores "
+                        "WHERE NOT seen GROUP BY user_id "
+                        "HAVING min(rank) <> 1 OR max(rank) <> count(*) OR count(DISTINCT rank) <> count(*)) g"
+                    )
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        problems = []
+        if seen.run_id != published["run_id"]:
+            problems.append(f"published run is {seen.run_id}, expected {published['run_id']} (a newer run won?)")
+        if seen.rows != seen.expected:
+            problems.append(f"{seen.rows} rows, expected users x movies = {seen.expected}")
+        if seen.bad_scores:
+            problems.append(f"{seen.bad_scores} NaN or out-of-range scores")
+        if gaps:
+            problems.append(f"{gaps} user(s) with non-contiguous ranks")
+        if problems:
+            raise RuntimeError("published ranking failed validation: " + "; ".join(problems))
+        return {"run_id": seen.run_id, "rows": seen.rows}
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def cleanup(checked: dict) -> list[int]:
+        """Drop failed runs' tables and all but ``keep`` superseded rankings (never the published one)."""
+        from recsys.db.engine import make_engine
+        from recsys.scoring.publish import cleanup as drop_old
+
+        engine = make_engine(recsys_db_url())
+        try:
+            return drop_old(engine, keep=int(get_current_context()["params"]["keep"]))
+        finally:
+            engine.dispose()
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED, retries=3, execution_timeout=timedelta(minutes=5))
+    def mark_failed() -> None:
+        """A shard or the publish failed: record it and drop the run's tables; the pointer never moved."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from recsys.db.engine import make_engine
+        from recsys.scoring.publish import fail_run
+
+        context = get_current_context()
+        run_id = context["ti"].xcom_pull(task_ids="start_run")
+        if run_id is None:  # start_run itself failed: there is no run to mark
+            raise AirflowSkipException("no precompute run was started")
+        engine = make_engine(recsys_db_url())
+        try:
+            fail_run(engine, int(run_id), f"Airflow run {context['run_id']}: a shard or the publish task failed")
+        finally:
+            engine.dispose()
+
+    run = start_run()
+    rows = score_shard.partial(precompute_run=run).expand(shard=plan_shards(run))
+    published = publish(run, rows)
+    cleanup(validate(published))
+    [rows, published] >> mark_failed()
+
+
+movielens_precompute()

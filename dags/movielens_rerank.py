@@ -1,0 +1,235 @@
+"""movielens_rerank: rank a user's candidate movies by the published ranking, on demand.
+
+Triggered from the UI or the REST API with validated Params. Reads only the published
+tables (no model is loaded), writes the sorted answer to ``recsys.rerank_results`` and
+returns it as the task's result (XCom). Bad Params are rejected twice: by the Params'
+JSON schema when the run is created (the UI form and the REST API answer 400, no run
+exists), and again inside the task, so a run created some other way fails with the same
+clear message before anything is written.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+from movielens_common import START_DATE, default_args, recsys_db_url
+
+MAX_CANDIDATES = 1000  # recsys.scoring.rerank.MAX_CANDIDATES
+MAX_TITLE = 300  # the longest MovieLens 100K title is 81 characters
+MAX_K = 1000
+MAX_ID = 2_147_483_647  # PostgreSQL integer
+NO_CONTROL_CHARS = r"^[^\u0000-\u001F\u007F]+$"
+
+CANDIDATE_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": NO_CONTROL_CHARS},
+    ]
+}
+
+DOC_MD = f"""
+### Rerank candidate movies for one user
+
+Give a `user_id` and a list of `candidate_movies` — **titles** (strings, e.g.
+`"Star Wars (1977)"`, case-insensitive) and/or **movie ids** (integers) — and optionally `k`.
+The candidates are sorted by the user's score in the **published ranking** (the same data
+the lookup API serves; nothing is re-scored). Titles are not unique in MovieLens: a title
+that matches several movies is reported as *ambiguous* (with the ids to use instead), one
+that matches nothing as *unknown*; neither stops the request.
+
+The answer is written to `recsys.rerank_requests` (the request, the precompute run and
+model version used, unknown/ambiguous titles) and `recsys.rerank_results` (one row per
+ranked movie, `position` 1 = best), and returned as the `rerank` task's XCom.
+
+**Params** (checked before the run is created; invalid values are refused with the reason,
+and nothing is written): `user_id` integer ≥ 1; `candidate_movies` 1–{MAX_CANDIDATES} items,
+each an integer id ≥ 1 or a title of 1–{MAX_TITLE} characters without control characters;
+`k` empty or 1–{MAX_K}.
+
+REST: `POST /api/v2/dags/movielens_rerank/dagRuns` with
+`{{"logical_date": null, "conf": {{"user_id": 42, "candidate_movies": ["Star Wars (1977)", 50], "k": 5}}}}`.
+"""
+
+
+class InvalidRequest(ValueError):
+    """Params that the schema should have refused; raised before any database access."""
+
+
+def check_request(params: dict[str, Any]) -> dict[str, Any]:
+    """Validate and normalise the rerank Params (the same rules as their JSON schema).
+
+    Why twice: runs can be created without the schema check (``airflow dags test`` with an
+    old serialised DAG, a direct database insert); the task must never trust its input.
+    """
+    user_id = params.get("user_id")
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 1 <= user_id <= MAX_ID:
+        raise InvalidRequest(f"user_id must be an integer between 1 and {MAX_ID}, got {_show(user_id)}")
+    candidates = params.get("candidate_movies")
+    if not isinstance(candidates, list) or not 1 <= len(candidates) <= MAX_CANDIDATES:
+        size = len(candidates) if isinstance(candidates, list) else type(candidates).__name__
+        raise InvalidRequest(f"candidate_movies must be a list of 1 to {MAX_CANDIDATES} items, got {size}")
+    titles: list[str] = []
+    movie_ids: list[int] = []
+    for i, item in enumerate(candidates):
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not 1 <= item <= MAX_ID:
+                raise InvalidRequest(f"candidate_movies[{i}]: a movie id must be between 1 and {MAX_ID}")
+            movie_ids.append(item)
+        elif isinstance(item, str):
+            if not 1 <= len(item) <= MAX_TITLE or not item.strip():
+                raise InvalidRequest(f"candidate_movies[{i}]: a title must have 1 to {MAX_TITLE} characters")
+            if any(ord(c) < 32 or ord(c) == 127 for c in item):
+                raise InvalidRequest(f"candidate_movies[{i}]: control characters are not allowed in a title")
+            titles.append(item)
+        else:
+            raise InvalidRequest(f"candidate_movies[{i}] must be a title (string) or a movie id (integer)")
+    k = params.get("k")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
+        raise InvalidRequest(f"k must be empty or an integer between 1 and {MAX_K}, got {_show(k)}")
+    return {"user_id": user_id, "titles": titles, "movie_ids": movie_ids, "k": k, "candidates": candidates}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dag(
+    dag_id="movielens_rerank",
+    description="Rank a user's candidate movies by the published ranking (on demand)",
+    doc_md=DOC_MD,
+    schedule=None,  # on demand: the UI's Trigger form or the REST API
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=16,
+    dagrun_timeout=timedelta(minutes=10),
+    default_args=default_args(timedelta(minutes=2), retries=2),
+    tags=["recsys", "movielens", "rerank"],
+    params={
+        "user_id": Param(
+            type="integer", minimum=1, maximum=MAX_ID, title="User id", description="A MovieLens user id, e.g. 42"
+        ),
+        "candidate_movies": Param(
+            type="array",
+            minItems=1,
+            maxItems=MAX_CANDIDATES,
+            items=CANDIDATE_SCHEMA,
+            title="Candidate movies",
+            description='JSON list of titles and/or ids, e.g. ["Star Wars (1977)", "Fargo (1996)", 50]',
+        ),
+        "k": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=MAX_K,
+            title="k",
+            description="Return only the best k candidates; empty = all",
+        ),
+    },
+)
+def movielens_rerank() -> None:
+    @task
+    def rerank() -> dict:
+        """Validate, rank from the published tables and store the answer, in one transaction."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from recsys.db.engine import make_engine
+        from recsys.scoring.rerank import RerankError
+        from recsys.scoring.rerank import rerank as rank
+
+        context = get_current_context()
+        try:
+            request = check_request(dict(context["params"]))
+        except InvalidRequest as exc:
+            raise AirflowFailException(f"invalid rerank request: {exc}") from None  # no retry, nothing written
+        engine = make_engine(recsys_db_url())
+        try:
+            with engine.begin() as conn:
+                try:
+                    result = rank(conn, request["user_id"], request["titles"], request["movie_ids"])
+                except RerankError as exc:  # unknown user, nothing published yet: retrying cannot help
+                    raise AirflowFailException(str(exc)) from None
+                ranked = result.ranked[: request["k"]] if request["k"] else result.ranked
+                request_id = _store(conn, context, request, result, ranked)
+        finally:
+            engine.dispose()
+        return {
+            "request_id": request_id,
+            "user_id": result.user_id,
+            "precompute_run_id": result.run_id,
+            "model_version": result.model_version,
+            "published_at": result.published_at.isoformat(),
+            "ranked": [
+                {
+                    "position": i,
+                    "movie_id": c.movie_id,
+                    "title": c.title,
+                    "score": round(c.score, 6),
+                    "rank": c.rank,
+                    "seen": c.seen,
+                }
+                for i, c in enumerate(ranked, start=1)
+            ],  # fmt: skip
+            "unknown_titles": result.unknown_titles,
+            "ambiguous_titles": [{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles],
+            "unknown_movie_ids": result.unknown_movie_ids,
+            "unscored_movie_ids": result.unscored_movie_ids,
+            "duplicates": result.duplicates,
+        }
+
+    rerank()
+
+
+def _store(conn: Any, context: Any, request: dict, result: Any, ranked: list) -> int:
+    """Replace this Airflow run's stored answer (a retry never duplicates it); return its id."""
+    import json
+
+    import sqlalchemy as sa
+
+    key = {"dag": context["dag"].dag_id, "run": context["run_id"]}
+    conn.execute(sa.text("DELETE FROM recsys.rerank_requests WHERE dag_id = :dag AND airflow_run_id = :run"), key)
+    request_id = conn.execute(
+        sa.text(
+            "INSERT INTO recsys.rerank_requests (dag_id, airflow_run_id, user_id, k, candidates, "
+            "precompute_run_id, model_version, unknown_titles, ambiguous_titles, unknown_movie_ids, "
+            "unscored_movie_ids) VALUES (:dag, :run, :user_id, :k, CAST(:candidates AS jsonb), :prun, :model, "
+            ":unknown_titles, CAST(:ambiguous AS jsonb), :unknown_ids, :unscored_ids) RETURNING request_id"
+        ),
+        {
+            **key,
+            "user_id": request["user_id"],
+            "k": request["k"],
+            "candidates": json.dumps(request["candidates"]),
+            "prun": result.run_id,
+            "model": result.model_version,
+            "unknown_titles": result.unknown_titles,
+            "ambiguous": json.dumps([{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles]),
+            "unknown_ids": result.unknown_movie_ids,
+            "unscored_ids": result.unscored_movie_ids,
+        },
+    ).scalar_one()
+    if ranked:
+        conn.execute(
+            sa.text(
+                "INSERT INTO recsys.rerank_results (request_id, position, movie_id, title, score, rank, seen) "
+                "VALUES (:request_id, :position, :movie_id, :title, :score, :rank, :seen)"
+            ),
+            [
+                {
+                    "request_id": request_id,
+                    "position": i,
+                    "movie_id": c.movie_id,
+                    "title": c.title,
+                    "score": c.score,
+                    "rank": c.rank,
+                    "seen": c.seen,
+                }
+                for i, c in enumerate(ranked, start=1)
+            ],  # fmt: skip
+        )
+    return request_id
+
+
+movielens_rerank()

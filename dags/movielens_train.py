@@ -1,0 +1,136 @@
+"""movielens_train: train a challenger, evaluate it, register it, apply the promotion gate.
+
+Weekly, and also whenever ``movielens_ingest`` loads a new data set. A thin wrapper
+around ``recsys.model.pipeline.train_and_register``; TensorFlow is imported inside the task.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+from movielens_common import (
+    CHAMPION_MODEL,
+    FEATURE_STORE,
+    START_DATE,
+    default_args,
+    recsys_db_url,
+    user_errors_fail_fast,
+)
+
+PRESETS = ["full", "seed_faithful", "tiny"]
+# Canonical folds, or a seeded random / temporal split; never a file path from the UI.
+SPLIT_PATTERN = r"^(u[1-5]|ua|ub|random:0?\.[0-9]{1,6}:[0-9]{1,9}|temporal:0?\.[0-9]{1,6})$"
+
+DOC_MD = """
+### Train → evaluate → register → promotion gate
+
+Trains a **challenger** on the current feature store (split `split`, hyperparameters
+`preset`), evaluates it on the split's test part, exports it as a SavedModel under
+`RECSYS_HOME/artifacts` and registers it in `recsys.model_versions`. It becomes
+**champion** only if its RMSE is no worse than the current champion's + `tolerance`
+(on the same split); otherwise it is recorded as *rejected* with the reason, and the
+champion and the published ranking stay as they are.
+
+| task | what it does |
+|---|---|
+| `train_and_register` | `recsys.model.pipeline.train_and_register()`: all-or-nothing (no registry row without an artifact and vice versa) |
+| `champion_promoted` | emits the **`movielens_champion_model`** asset event when the new model won, which triggers `movielens_precompute`; *skipped* otherwise |
+
+Schedule: Sundays 03:00 UTC, and after every ingestion that loaded new data.
+Params: `preset` (`full`, `seed_faithful`, `tiny`), `split` (`u1`..`u5`, `ua`, `ub`,
+`random:FRACTION:SEED`, `temporal:FRACTION`), `tolerance` (RMSE slack vs. the champion).
+"""
+
+
+@dag(
+    dag_id="movielens_train",
+    description="Train, evaluate and register a ranking model; promote it if it beats the champion",
+    doc_md=DOC_MD,
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC"),  # weekly, Sundays 03:00
+        assets=FEATURE_STORE,
+    ),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=4),
+    default_args=default_args(timedelta(hours=3), retries=1),
+    tags=["recsys", "movielens", "model"],
+    params={
+        "preset": Param("full", type="string", enum=PRESETS, title="Preset", description="Model hyperparameters"),
+        "split": Param("u1", type="string", pattern=SPLIT_PATTERN, maxLength=40, title="Split"),
+        "tolerance": Param(
+            0.0, type="number", minimum=0, maximum=1, title="Tolerance", description="RMSE slack vs. the champion"
+        ),
+    },
+)
+def movielens_train() -> None:
+    @task
+    def train_and_register() -> dict:
+        """Train and register one model; the registry decides champion / rejected."""
+        import os
+
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        from recsys.config import get_settings
+        from recsys.db.engine import check_connection, make_engine
+        from recsys.db.store import load_movielens
+        from recsys.model.config import load_config
+        from recsys.model.pipeline import train_and_register as run
+
+        params = get_current_context()["params"]
+        engine = make_engine(recsys_db_url())
+        try:
+            check_connection(engine)
+            with user_errors_fail_fast():
+                cfg = load_config(params["preset"])
+                result = run(
+                    load_movielens(engine),
+                    params["split"],
+                    cfg,
+                    engine,
+                    get_settings().artifacts_path,
+                    tolerance=float(params["tolerance"]),
+                    promote=True,
+                    verbose=0,
+                )
+        finally:
+            engine.dispose()
+        metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str) or v is None}
+        return {
+            "version_id": result.version_id,
+            "status": result.decision.status,
+            "reason": result.decision.reason,
+            "previous_champion": result.decision.previous_champion,
+            "artifact": str(result.artifact),
+            "preset": cfg.name,
+            "split": params["split"],
+            "metrics": metrics,
+        }
+
+    @task(outlets=[CHAMPION_MODEL], execution_timeout=timedelta(minutes=5))
+    def champion_promoted(decision: dict) -> dict:
+        """Announce a new champion (asset event), after checking the registry agrees."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from recsys.db.engine import make_engine
+        from recsys.model.registry import get_champion
+
+        if decision["status"] != "champion":
+            raise AirflowSkipException(f"{decision['version_id']} is {decision['status']}: {decision['reason']}")
+        engine = make_engine(recsys_db_url())
+        try:
+            champion = get_champion(engine)
+        finally:
+            engine.dispose()
+        if champion is None or champion.version_id != decision["version_id"]:
+            current = champion.version_id if champion else None
+            raise AirflowSkipException(f"{decision['version_id']} is no longer champion (now: {current})")
+        event = {"version_id": champion.version_id, "rmse": decision["metrics"].get("rmse"), "split": champion.split}
+        get_current_context()["outlet_events"][CHAMPION_MODEL].extra = event
+        return event
+
+    champion_promoted(train_and_register())
+
+
+movielens_train()

@@ -1,0 +1,306 @@
+"""Airflow plugin: the lookup API and a status page, inside the Airflow 3 API server.
+
+What a UI user gains:
+- **Recsys status** (Browse menu): the current champion model, the published ranking and
+  the last precompute runs and trained models, i.e. "what are users being served right
+  now, and did last night's run work?" without writing SQL. JSON at ``/recsys-status/status``.
+- **Lookup API** (Browse menu, link to its OpenAPI docs): the project's FastAPI lookup API
+  (``recsys.api``) mounted at ``/recsys-api``, so recommendations can be tried from the
+  same place the DAGs are run.
+
+Both are read-only: sessions are forced read-only and time-limited, and the lookup API
+connects with ``RECSYS_API_DATABASE_URL`` (the read-only ``recsys_api`` role) when set.
+Plugins are imported by every Airflow component, so this module imports only FastAPI
+(already loaded by Airflow); ``recsys`` and SQLAlchemy engines are created when the API
+server starts (the sub-apps' lifespans, which Airflow runs for mounted FastAPI apps). If
+``recsys.api`` is missing or broken, the lookup API answers 503 with the reason and the
+status page still works.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+log = logging.getLogger(__name__)
+
+CONN_ID = "recsys_db"
+API_PREFIX = "/recsys-api"
+STATUS_PREFIX = "/recsys-status"
+STATEMENT_TIMEOUT_MS = 3000
+
+
+# ---------------------------------------------------------------- database URL
+
+
+def recsys_read_url() -> str | None:
+    """Where to read the recsys tables: the API's read-only URL, else the ``recsys_db`` connection.
+
+    The API server is not a task, so the connection is resolved the core way (secrets
+    backends: ``AIRFLOW_CONN_RECSYS_DB``, then the metadata database).
+    """
+    explicit = os.environ.get("RECSYS_API_DATABASE_URL")
+    if explicit:
+        return explicit
+    try:
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(CONN_ID).get_uri()
+    except Exception as exc:  # not defined: the pages say so instead of failing the API server
+        log.warning("recsys plugin: no %s connection (%s)", CONN_ID, exc)
+        return None
+
+
+def read_only_engine(url: str):
+    """An engine whose sessions cannot write and whose queries cannot hang the API server."""
+    from recsys.db.engine import make_engine
+
+    options = f"-c default_transaction_read_only=on -c statement_timeout={STATEMENT_TIMEOUT_MS}"
+    return make_engine(
+        url, connect_args={"connect_timeout": 3, "options": options, "application_name": "airflow-recsys-plugin"}
+    )
+
+
+# ---------------------------------------------------------------- lookup API
+
+
+def _unavailable_app(reason: str) -> FastAPI:
+    app = FastAPI(title="recsys lookup API (unavailable)", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unavailable(path: str) -> JSONResponse:
+        return JSONResponse({"error": "unavailable", "detail": reason}, status_code=503)
+
+    return app
+
+
+def build_lookup_app() -> FastAPI:
+    """The project's lookup API (``recsys.api.main.create_app``), or a 503 stand-in saying why not."""
+    try:
+        from recsys.api.main import create_app
+        from recsys.api.settings import get_api_settings
+    except ImportError as exc:
+        return _unavailable_app(f"the lookup API is not installed in this Airflow image ({exc})")
+    try:
+        settings = get_api_settings()
+        if not settings.database_url and not os.environ.get("RECSYS_DATABASE_URL"):
+            url = recsys_read_url()
+            if url is None:
+                return _unavailable_app(f"set RECSYS_API_DATABASE_URL or the Airflow connection {CONN_ID!r}")
+            settings = settings.model_copy(update={"database_url": url})  # sessions are read-only anyway
+        return create_app(settings)
+    except Exception as exc:  # a bad RECSYS_API_* value must not take the Airflow API server down
+        log.exception("recsys plugin: cannot build the lookup API")
+        return _unavailable_app(f"the lookup API failed to start: {type(exc).__name__}: {exc}")
+
+
+@asynccontextmanager
+async def _lookup_lifespan(shell: FastAPI) -> AsyncIterator[None]:
+    """Build the real app when the API server starts, mount it, and run its own lifespan."""
+    inner = build_lookup_app()
+    shell.mount("/", inner)
+    try:
+        async with inner.router.lifespan_context(inner):
+            yield
+    except Exception as exc:  # e.g. its engine cannot be built: serve a 503 explanation instead
+        log.exception("recsys plugin: lookup API lifespan failed")
+        shell.router.routes.clear()
+        shell.mount("/", _unavailable_app(f"the lookup API failed to start: {type(exc).__name__}: {exc}"))
+        yield
+
+
+def make_lookup_shell() -> FastAPI:
+    """A cheap FastAPI shell (Airflow runs its lifespan); ``recsys`` is imported only inside it."""
+    return FastAPI(lifespan=_lookup_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+
+# ---------------------------------------------------------------- status page
+
+
+STATUS_SQL = {
+    "champion": (
+        "SELECT version_id, created_at, promoted_at, split, config->>'name' AS preset, "
+        "(metrics->>'rmse')::float AS rmse, decision_reason FROM recsys.model_versions WHERE status = 'champion'"
+    ),
+    "published": (
+        "SELECT p.run_id, p.model_version, p.published_at, r.rows, r.users, r.movies, r.shards "
+        "FROM recsys.published_ranking p JOIN recsys.precompute_runs r USING (run_id)"
+    ),
+    "precompute_runs": (
+        "SELECT run_id, model_version, status, shards, cardinality(shards_done) AS shards_done, rows, "
+        "started_at, finished_at, left(error, 300) AS error FROM recsys.precompute_runs "
+        "ORDER BY run_id DESC LIMIT 5"
+    ),
+    "models": (
+        "SELECT version_id, status, split, config->>'name' AS preset, (metrics->>'rmse')::float AS rmse, "
+        "created_at, left(decision_reason, 300) AS decision_reason FROM recsys.model_versions "
+        "ORDER BY created_at DESC, version_id DESC LIMIT 5"
+    ),
+}
+
+
+def read_status(engine) -> dict[str, Any]:
+    """One snapshot (one read-only transaction) of what is being served and how it got there."""
+    import sqlalchemy as sa
+
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+
+        def rows(sql: str) -> list[dict[str, Any]]:
+            return [_jsonable(dict(r._mapping)) for r in conn.execute(sa.text(sql))]
+
+        champion = rows(STATUS_SQL["champion"])
+        published = rows(STATUS_SQL["published"])
+        return {
+            "champion": champion[0] if champion else None,
+            "published": published[0] if published else None,
+            "precompute_runs": rows(STATUS_SQL["precompute_runs"]),
+            "models": rows(STATUS_SQL["models"]),
+        }
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+
+
+@asynccontextmanager
+async def _status_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.engine = None
+    app.state.problem = None
+    url = recsys_read_url()
+    if url is None:
+        app.state.problem = f"no database configured: set the Airflow connection {CONN_ID!r} (AIRFLOW_CONN_RECSYS_DB)"
+    else:
+        try:
+            app.state.engine = read_only_engine(url)
+        except Exception as exc:
+            app.state.problem = f"cannot use the recsys database: {type(exc).__name__}: {exc}"
+    try:
+        yield
+    finally:
+        if app.state.engine is not None:
+            app.state.engine.dispose()
+
+
+def _status_or_problem(request: Request) -> tuple[dict[str, Any] | None, str | None]:
+    import sqlalchemy as sa
+
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        return None, getattr(request.app.state, "problem", None) or "the status app has not started"
+    try:
+        return read_status(engine), None
+    except sa.exc.DBAPIError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()
+        return None, f"the recsys database is unavailable: {first[0] if first else type(exc).__name__}"
+
+
+def make_status_app() -> FastAPI:
+    app = FastAPI(
+        title="recsys status",
+        description="Champion model, published ranking and recent runs (read-only).",
+        lifespan=_status_lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    @app.get("/status", summary="Champion, published ranking, last precompute runs and models (JSON)")
+    def status_json(request: Request) -> JSONResponse:
+        status, problem = _status_or_problem(request)
+        if problem:
+            return JSONResponse({"error": "unavailable", "detail": problem}, status_code=503)
+        return JSONResponse(status)
+
+    @app.get("/", response_class=HTMLResponse, summary="The same, as a page for the Airflow UI")
+    def status_page(request: Request) -> HTMLResponse:
+        status, problem = _status_or_problem(request)
+        if problem:
+            return HTMLResponse(_page(f"<p class='bad'>{html.escape(problem)}</p>"), status_code=503)
+        return HTMLResponse(_page(render_status(status)))
+
+    return app
+
+
+def render_status(status: dict[str, Any]) -> str:
+    champion, published = status["champion"], status["published"]
+    parts = ["<h2>Served now</h2>"]
+    if published:
+        parts.append(
+            f"<p>Ranking of precompute run <b>{published['run_id']}</b> (model <code>"
+            f"{html.escape(str(published['model_version']))}</code>), published {published['published_at']}: "
+            f"{published['rows']:,} scores for {published['users']} users × {published['movies']} movies.</p>"
+        )
+    else:
+        parts.append("<p class='bad'>No ranking is published yet: run <code>movielens_precompute</code>.</p>")
+    if champion:
+        rmse = f"{champion['rmse']:.4f}" if champion["rmse"] is not None else "n/a"
+        parts.append(
+            f"<p>Champion model <code>{html.escape(champion['version_id'])}</code> "
+            f"({html.escape(str(champion['preset']))}, split {html.escape(champion['split'])}, RMSE {rmse}), "
+            f"promoted {champion['promoted_at']}.</p>"
+        )
+        if published and published["model_version"] != champion["version_id"]:
+            parts.append("<p class='warn'>The champion is newer than the published ranking: precompute pending.</p>")
+    else:
+        parts.append("<p class='bad'>No champion model yet: run <code>movielens_train</code>.</p>")
+    parts.append("<h2>Last precompute runs</h2>" + _table(status["precompute_runs"]))
+    parts.append("<h2>Last trained models</h2>" + _table(status["models"]))
+    return "\n".join(parts)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r.values()) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _page(body: str) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>recsys status</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;"
+        "font-size:.85rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}"
+        ".bad{color:#b00}.warn{color:#a60}code{background:#f3f3f3;padding:0 .2rem}</style></head><body>"
+        f"<h1>movielens-ranker</h1>{body}<p><a href='{STATUS_PREFIX}/status'>JSON</a> · "
+        f"<a href='{API_PREFIX}/docs'>lookup API docs</a></p></body></html>"
+    )
+
+
+# ---------------------------------------------------------------- the plugin
+
+
+class RecsysPlugin(AirflowPlugin):
+    """Registers the two apps in the API server and links them from the UI's Browse menu."""
+
+    name = "recsys"
+    fastapi_apps = [
+        {"app": make_lookup_shell(), "url_prefix": API_PREFIX, "name": "recsys lookup API"},
+        {"app": make_status_app(), "url_prefix": STATUS_PREFIX, "name": "recsys status"},
+    ]
+    external_views = [
+        {
+            "name": "Recsys status",
+            "href": f"{STATUS_PREFIX}/",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "recsys-status",
+        },
+        {
+            "name": "Lookup API docs",
+            "href": f"{API_PREFIX}/docs",
+            "destination": "nav",
+            "category": "browse",
+            "url_route": "recsys-api-docs",
+        },
+    ]
