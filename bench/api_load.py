@@ -1,0 +1,338 @@
+"""Load test of the lookup API on loopback: top-10 lookup and rerank of 100 candidates.
+
+For each scenario and concurrency level (default 1, 8, 32, 64) it sends requests from
+one asyncio httpx client until ``--requests`` are done or ``--seconds`` have passed,
+and prints requests/s, p50, p99 and the error rate as a table. Then it compares with the
+original design, where the service loaded the model and scored the candidate list on
+every request: the exported SavedModel of the champion (recsys.model_versions
+artifact_uri, or ``--model PATH``) scores 100 candidates per call, in-process and
+sequentially, which is a lower bound on that design's cost (no HTTP).
+
+    # a throwaway database on the test server with ML-100K and a published baseline:
+    .venv/bin/python bench/api_load.py --temp-db --workers 2
+    # an existing deployment (ranking already published):
+    .venv/bin/python bench/api_load.py --api-database-url postgresql://recsys_api@host/recsys
+
+Traffic goes to 127.0.0.1 only; every loop is bounded by count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from recsys.db.engine import make_engine  # noqa: E402
+
+TARGETS = {"top10": (20.0, 1000.0), "rerank100": (30.0, None)}  # p99 ms, req/s
+
+
+@dataclass
+class Level:
+    scenario: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def row(self) -> str:
+        p50, p99 = np.percentile(self.latencies_ms, [50, 99]) if len(self.latencies_ms) else (float("nan"),) * 2
+        err = 100.0 * self.errors / max(self.requests, 1)
+        return f"| {self.scenario} | {self.concurrency} | {self.requests} | {self.rps:,.0f} | {p50:.2f} | {p99:.2f} | {err:.2f}% |"
+
+
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams.
+
+    httpx costs ~0.4 ms of CPU per request here, as much as the server's work, and the
+    client shares the two cores with the API and PostgreSQL; this one costs ~30 us, so
+    the numbers describe the server. ``--client httpx`` measures with httpx instead.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: object | None) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(payload)}\r\n"
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        self.writer.write(head.encode() + b"\r\n" + payload)
+        try:
+            status_line = await self.reader.readline()
+            length, close = 0, False
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and "close" in value.lower():
+                    close = True
+            await self.reader.readexactly(length)
+            if close:
+                await self.close()
+            return int(status_line.split()[1])
+        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+            await self.close()
+            return -1
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def run_level(
+    base: str,
+    scenario: str,
+    make_request: Callable[[random.Random], tuple],
+    concurrency: int,
+    n: int,
+    seconds: float,
+    client_kind: str = "raw",
+) -> Level:
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    host, port = base.removeprefix("http://").split(":")
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    shared = httpx.AsyncClient(base_url=base, limits=limits, timeout=10.0) if client_kind == "httpx" else None
+
+    async def send(raw: RawClient | None, method: str, path: str, body: object | None) -> int:
+        if raw is not None:
+            return await asyncio.wait_for(raw.request(method, path, body), timeout=10.0)
+        return (await shared.request(method, path, json=body)).status_code
+
+    async def worker(seed: int) -> None:
+        nonlocal errors, issued
+        rng = random.Random(seed)
+        raw = RawClient(host, int(port)) if shared is None else None
+        for _ in range(3):  # warm up this connection and the server's statement cache
+            await send(raw, *make_request(rng))
+        await ready.wait()
+        while issued < n and time.perf_counter() < deadline:
+            issued += 1
+            method, path, body = make_request(rng)
+            started = time.perf_counter()
+            try:
+                ok = await send(raw, method, path, body) == 200
+            except (TimeoutError, httpx.HTTPError, OSError):
+                ok = False
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += not ok
+        if raw is not None:
+            await raw.close()
+
+    ready = asyncio.Event()
+    tasks = [asyncio.create_task(worker(i)) for i in range(concurrency)]
+    await asyncio.sleep(0.5 + concurrency * 0.01)
+    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    ready.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    if shared is not None:
+        await shared.aclose()
+    return Level(scenario, concurrency, len(latencies), errors, elapsed, np.array(latencies))
+
+
+def scenarios(engine: sa.Engine) -> dict[str, Callable[[random.Random], tuple]]:
+    with engine.connect() as conn:
+        users = conn.execute(sa.text("SELECT user_id FROM recsys.users")).scalars().all()
+        titles = conn.execute(sa.text("SELECT DISTINCT title FROM recsys.movies")).scalars().all()
+
+    def top10(rng: random.Random) -> tuple:
+        return "GET", f"/users/{rng.choice(users)}/recommendations?k=10", None
+
+    def rerank100(rng: random.Random) -> tuple:
+        body = {"user_id": str(rng.choice(users)), "candidate_movies": rng.sample(titles, 100)}
+        return "POST", "/recommendation/ranked_recommendation", body
+
+    return {"top10": top10, "rerank100": rerank100}
+
+
+def model_per_request(engine: sa.Engine, model_path: str | None, n: int) -> tuple[float, float] | str:
+    """(requests/s, p99 ms) of scoring 100 candidates with the SavedModel per call, or why not."""
+    if model_path is None:
+        with engine.connect() as conn:
+            model_path = conn.execute(
+                sa.text("SELECT artifact_uri FROM recsys.model_versions WHERE status = 'champion'")
+            ).scalar()
+    if not model_path or not (Path(model_path.removeprefix("file://")) / "saved_model.pb").is_file():
+        return "no exported champion model (recsys.model_versions artifact_uri) yet: skipped"
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import pandas as pd
+
+    from recsys.db.store import load_movielens
+    from recsys.model.export import load_model
+    from recsys.model.inputs import movie_table, user_table
+
+    model = load_model(model_path.removeprefix("file://"))
+    ml = load_movielens(engine)
+    users, movies = user_table(ml), movie_table(ml)
+    rng = random.Random(0)
+    user_ids, movie_ids = list(users.index), list(movies.index)
+    latencies = []
+    for i in range(n + 5):
+        started = time.perf_counter()
+        pairs = pd.DataFrame({"user_id": rng.choice(user_ids), "movie_id": rng.sample(movie_ids, 100)})
+        scores = model.predict(pairs, users, movies)
+        np.argsort(-scores)
+        if i >= 5:  # first calls trace the graph
+            latencies.append((time.perf_counter() - started) * 1000)
+    lat = np.array(latencies)
+    return 1000.0 / lat.mean(), float(np.percentile(lat, 99))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_api(api_url: str, workers: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "RECSYS_API_DATABASE_URL": api_url,
+        "RECSYS_API_RATE_LIMIT": "1000000/second",  # keep the limiter's cost in the numbers, not its 429s
+        "RECSYS_API_POOL_SIZE": "8",  # 64 concurrent clients over 2 workers
+    }
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "recsys.api.main:create_app", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    cmd += ["--limit-concurrency", "512", "--timeout-keep-alive", "5"]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit("the API exited during startup")
+        time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("the API did not become ready in 30 s")
+
+
+def temp_database(admin_url: str, archive: str) -> str:
+    from recsys.api.baseline import publish_baseline
+    from recsys.config import Settings
+    from recsys.ingest import ingest
+
+    name = f"recsys_bench_{uuid.uuid4().hex[:8]}"
+    with make_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    print(f"temp database {name}: ingesting {archive} and publishing the baseline ranking", flush=True)
+    ingest(Settings(), url, source=archive)
+    publish_baseline(make_engine(url), "bench-baseline")
+    return url
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    with make_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--api-database-url", help="URL the API reads with (read-only role)")
+    parser.add_argument("--temp-db", action="store_true", help="create, seed and drop a database on --admin-url")
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("RECSYS_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    parser.add_argument(
+        "--archive", default=os.environ.get("RECSYS_TEST_ARCHIVE", str(ROOT.parent / "shared/data/ml-100k.zip"))
+    )
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", default="1,8,32,64")
+    parser.add_argument("--requests", type=int, default=4000, help="per scenario and level")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per scenario and level")
+    parser.add_argument("--model", help="SavedModel path for the per-request comparison (default: the champion)")
+    parser.add_argument("--model-requests", type=int, default=200)
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="load generator (see RawClient)")
+    args = parser.parse_args()
+    if not args.temp_db and not args.api_database_url:
+        parser.error("give --api-database-url or --temp-db")
+
+    owner_url = temp_database(args.admin_url, args.archive) if args.temp_db else args.api_database_url
+    api_url = make_url(owner_url).set(username="recsys_api", password=None) if args.temp_db else make_url(owner_url)
+    api_url = api_url.render_as_string(hide_password=False)
+    proc = None
+    try:
+        engine = make_engine(owner_url)
+        makers = scenarios(engine)
+        proc, base = start_api(api_url, args.workers)
+        print(
+            f"API: {args.workers} uvicorn worker(s) at {base}; {os.cpu_count()} cores shared with the {args.client} "
+            f"client and PostgreSQL; load average before the run {os.getloadavg()[0]:.2f}"
+        )
+        print(
+            "\n| scenario | concurrency | requests | req/s | p50 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|"
+        )
+        results: list[Level] = []
+        for scenario, maker in makers.items():
+            for c in (int(x) for x in args.concurrency.split(",")):
+                level = asyncio.run(run_level(base, scenario, maker, c, args.requests, args.seconds, args.client))
+                results.append(level)
+                print(level.row(), flush=True)
+        print()
+        for scenario, (p99_target, rps_target) in TARGETS.items():
+            levels = [r for r in results if r.scenario == scenario]
+            best = max(levels, key=lambda r: r.rps)
+            ok_p99 = [r for r in levels if np.percentile(r.latencies_ms, 99) <= p99_target]
+            print(
+                f"{scenario}: best {best.rps:,.0f} req/s at concurrency {best.concurrency}; p99 <= {p99_target} ms "
+                f"at concurrency {', '.join(str(r.concurrency) for r in ok_p99) or 'none'}"
+                + (f"; target >= {rps_target:,.0f} req/s" if rps_target else "")
+            )
+        comparison = model_per_request(engine, args.model, args.model_requests)
+        if isinstance(comparison, str):
+            print(f"model per request: {comparison}")
+        else:
+            rps, p99 = comparison
+            rerank = max((r for r in results if r.scenario == "rerank100"), key=lambda r: r.rps)
+            print(
+                f"model per request (SavedModel, 100 candidates, in-process, sequential): {rps:,.0f} req/s, "
+                f"p99 {p99:.1f} ms; API rerank100 best {rerank.rps:,.0f} req/s = {rerank.rps / rps:.1f}x"
+            )
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=15)
+        if args.temp_db:
+            drop_database(args.admin_url, owner_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

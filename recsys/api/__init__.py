@@ -1,0 +1,1 @@
+"""The lookup API: FastAPI over the published ranking (see docs/API.md); no TensorFlow here."""

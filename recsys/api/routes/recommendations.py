@@ -1,0 +1,58 @@
+"""Top-k lookup and candidate reranking, both read from the published ranking only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+
+from recsys.api import queries, schemas
+from recsys.api.db import Conn
+from recsys.scoring.rerank import rerank_async
+
+router = APIRouter(tags=["recommendations"], responses=schemas.error_responses(404, 413, 422, 429, 503))
+RERANK_EXAMPLES = {
+    "original": {
+        "summary": "The original service's payload (user_id as a string, titles)",
+        "value": {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
+    },
+    "ids": {"summary": "Movie ids", "value": {"user_id": 17, "candidate_movie_ids": [1, 2, 273, 246, 268]}},
+    "ambiguous": {
+        "summary": "A duplicated title, an unknown title and a repeat",
+        "value": {
+            "user_id": 17,
+            "candidate_movies": ["Chasing Amy (1997)", "No Such Movie", "Heat (1995)", "Heat (1995)"],
+        },
+    },
+}
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=schemas.TopKResponse,
+    summary="A user's top-k unseen movies from the published ranking",
+)
+async def recommendations(
+    conn: Conn,
+    user_id: Annotated[int, Path(ge=1, le=schemas.PG_INT_MAX, examples=[17])],
+    k: Annotated[int, Query(ge=1, le=1000, description="How many movies.")] = 10,
+) -> schemas.TopKResponse:
+    return await queries.top_k(conn, user_id, k)
+
+
+@router.post(
+    "/recommendation/ranked_recommendation",
+    response_model=schemas.RerankResponse,
+    summary="Rank candidate movies (titles and/or ids) for a user",
+    description=(
+        "Compatible with the original service's payload. A title that matches no movie is listed in "
+        "`unknown_titles`; one shared by several movies is listed in `ambiguous_titles` and all its movies "
+        "are ranked; repeated candidates are answered once and listed in `duplicates`. At most 1,000 candidates."
+    ),
+    responses=schemas.error_responses(400),
+)
+async def ranked_recommendation(
+    conn: Conn, request: Annotated[schemas.RerankRequest, Body(openapi_examples=RERANK_EXAMPLES)]
+) -> schemas.RerankResponse:
+    result = await rerank_async(conn, request.user_id, request.candidate_movies, request.candidate_movie_ids)
+    return schemas.RerankResponse.model_validate(result, from_attributes=True)

@@ -1,0 +1,187 @@
+"""Request and response models: the API's contract, validated before any database call.
+
+Inputs are bounded (id ranges that fit PostgreSQL integers, title length, list length)
+and text must be valid UTF-8 without control characters, which PostgreSQL could not store
+or compare anyway (a NUL byte would be a driver error, a lone surrogate an encoding
+error): such input is a 422, never a database round trip.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+
+from recsys.scoring.rerank import MAX_CANDIDATES
+
+PG_INT_MAX = 2_147_483_647
+MAX_TITLE_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def clean_text(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid UTF-8 text") from exc
+    return value
+
+
+USER_ID_STRING = re.compile(r"^[1-9][0-9]{0,8}$")
+
+
+def _user_id(value: Any) -> Any:
+    """Accept 17 or "17" (the original service took strings); reject bools, floats, padding."""
+    if isinstance(value, bool):
+        raise ValueError("user_id must be an integer or a string of digits")
+    if isinstance(value, str):
+        if not USER_ID_STRING.match(value):
+            raise ValueError("user_id must be an integer or a string of digits")
+        return int(value)
+    return value
+
+
+UserId = Annotated[
+    int,
+    Field(ge=1, le=PG_INT_MAX),
+    BeforeValidator(_user_id),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": PG_INT_MAX},
+                {"type": "string", "pattern": USER_ID_STRING.pattern},
+            ],
+            "examples": [17, "17"],
+        }
+    ),
+]
+MovieId = Annotated[int, Field(ge=1, le=PG_INT_MAX, strict=True)]
+NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # in the spec too, so clients and fuzzers know
+Title = Annotated[
+    str, Field(min_length=1, max_length=MAX_TITLE_CHARS, pattern=NO_CONTROL_CHARS), AfterValidator(clean_text)
+]
+
+
+class RerankRequest(BaseModel):
+    """Candidates to rank for one user: titles (the original payload), ids, or both; 1 to 1,000 in total."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            # At least one candidate, stated in the spec (the 1,000 total is in the description).
+            "anyOf": [
+                {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
+                {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
+            ],
+            "examples": [
+                {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
+                {"user_id": 17, "candidate_movie_ids": [1, 2, 273], "candidate_movies": ["Chasing Amy (1997)"]},
+            ],
+        },
+    )
+
+    user_id: UserId
+    candidate_movies: list[Title] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+    candidate_movie_ids: list[MovieId] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+
+    @model_validator(mode="after")
+    def _some_candidates(self) -> RerankRequest:
+        total = len(self.candidate_movies) + len(self.candidate_movie_ids)
+        if total == 0:
+            raise ValueError("give candidate_movies and/or candidate_movie_ids")
+        if total > MAX_CANDIDATES:
+            raise ValueError(f"at most {MAX_CANDIDATES} candidates in total, got {total}")
+        return self
+
+
+class RunInfo(BaseModel):
+    """Which published ranking answered: every field comes from the same snapshot as the scores."""
+
+    model_version: str
+    run_id: int
+    published_at: datetime
+
+
+class RankedMovie(BaseModel):
+    movie_id: int
+    title: str
+    genres: list[str]
+    score: float = Field(description="Predicted rating (1-5) from the published model version.")
+    rank: int | None = Field(description="Rank among the user's unseen movies (1 = best); null when already rated.")
+    seen: bool = Field(description="The user has already rated this movie.")
+
+
+class AmbiguousTitle(BaseModel):
+    title: str
+    movie_ids: list[int] = Field(description="Every movie with this title; all of them are ranked.")
+
+
+class RerankResponse(RunInfo):
+    user_id: int
+    ranked: list[RankedMovie] = Field(description="Resolved candidates, highest score first.")
+    unknown_titles: list[str] = Field(description="Titles that match no movie.")
+    ambiguous_titles: list[AmbiguousTitle] = Field(description="Titles shared by several movies.")
+    unknown_movie_ids: list[int] = Field(description="Ids that are not in recsys.movies.")
+    unscored_movie_ids: list[int] = Field(description="Movies added after the published run was computed.")
+    duplicates: list[str | int] = Field(description="Repeated candidates, answered once.")
+
+
+class Recommendation(BaseModel):
+    rank: int
+    movie_id: int
+    title: str
+    genres: list[str]
+    score: float
+
+
+class TopKResponse(RunInfo):
+    user_id: int
+    k: int
+    recommendations: list[Recommendation] = Field(description="Top unseen movies, rank 1 first.")
+
+
+class Movie(BaseModel):
+    movie_id: int
+    title: str
+    release_year: int | None
+    genres: list[str]
+
+
+class MovieSearchResponse(BaseModel):
+    query: str
+    movies: list[Movie] = Field(description="Exact (case-insensitive) matches first, then prefixes, then the rest.")
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Ready(BaseModel):
+    status: str = Field(examples=["ready"])
+    model_version: str
+    run_id: int
+    published_at: datetime
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Machine-readable code, e.g. unknown_user, invalid_request, unavailable.")
+    detail: Any = Field(description="What went wrong, for humans (a list of field errors for 422).")
+
+
+ERROR_DESCRIPTIONS = {
+    400: "The body is not valid UTF-8 or cannot be parsed",
+    404: "The user is not in the published ranking",
+    413: "The request body is larger than the limit",
+    422: "Invalid request: types, ranges, text, or more than 1,000 candidates",
+    429: "Too many requests from this client; retry after the Retry-After seconds",
+    503: "Database unavailable, timed out, or no ranking published yet; retry after Retry-After",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error codes, all with the ErrorBody shape."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}

@@ -1,0 +1,71 @@
+"""The API's settings, from ``RECSYS_API_*`` environment variables.
+
+Kept apart from ``recsys.config.Settings`` because the API connects as a different,
+read-only role and has its own limits; the database location is shared with the rest of
+the library when no API-specific URL is given.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RECSYS_API_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="URL the API connects with (a read-only role). Unset: RECSYS_DATABASE_URL or the managed "
+        "server, with the user replaced by `db_role`.",
+    )
+    db_role: str = Field(
+        default="recsys_api",
+        description="Login role used when database_url is unset (created by sql/0004.api.sql); empty keeps "
+        "the library URL's user.",
+    )
+    db_password: SecretStr | None = Field(default=None, description="Password for db_role, if the server wants one.")
+    pool_size: int = Field(default=4, ge=1, le=100, description="Connections kept open per worker process.")
+    max_overflow: int = Field(default=8, ge=0, le=100, description="Extra connections per worker under bursts.")
+    pool_timeout_s: float = Field(default=2.0, gt=0, description="Wait for a free connection before a 503.")
+    connect_timeout_s: int = Field(default=2, ge=1, le=60, description="TCP/TLS connect timeout (libpq, >= 2 s).")
+    statement_timeout_ms: int = Field(default=2000, ge=10, description="Server-side limit on every API query.")
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, description="Larger request bodies get 413.")
+    rate_limit: str = Field(
+        default="300/second",
+        description="Per client address and worker, `limits` syntax (e.g. '300/second;5000/minute'); empty disables.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://", description="`limits` storage URI; redis://... shares counters across workers."
+    )
+    docs: bool = Field(default=True, description="Serve the OpenAPI UI at /docs and the spec at /openapi.json.")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            parse_many(value)  # raises ValueError with the bad part
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The URL to connect with: explicit, or the library's with the API role swapped in."""
+        if self.database_url:
+            return self.database_url
+        from recsys.config import get_settings
+        from recsys.db.engine import database_url
+
+        url = make_url(get_settings().database_url or database_url())
+        if self.db_role:
+            password = self.db_password.get_secret_value() if self.db_password else None
+            url = url.set(username=self.db_role, password=password)
+        return url.render_as_string(hide_password=False)
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()

@@ -1,0 +1,7 @@
+-- The movies that appear most often in users' top 10 of the published ranking.
+SELECT movie_id, title, count(*) AS users_with_it_in_top10, round(avg(rank), 1) AS mean_rank
+FROM recsys.top_recommendations
+WHERE rank <= 10
+GROUP BY movie_id, title
+ORDER BY users_with_it_in_top10 DESC, mean_rank, movie_id
+LIMIT 20;
