@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install run airflow ingest test lint bench chaos clean db-stop
+.PHONY: install run airflow ingest serve test lint bench bench-model bench-precompute bench-api chaos clean db-stop
 
 install: $(STAMP)
 
@@ -30,6 +30,27 @@ airflow: install
 
 ingest: install
 	$(BIN)/recsys ingest
+
+## The lookup API alone, over what is published (http://127.0.0.1:8000/docs).
+serve: install
+	$(BIN)/recsys serve --host 127.0.0.1 --port 8000
+
+## Benchmarks: print measured figures (run `make run` first: they need data and a champion).
+bench: bench-model bench-precompute bench-api
+
+bench-model: install
+	$(BIN)/python bench/model_quality.py
+
+bench-precompute: install
+	$(BIN)/python bench/precompute_speed.py
+
+bench-api: install
+	$(BIN)/python bench/api_load.py --workers 2 --api-database-url "$${RECSYS_API_DATABASE_URL:-$$($(BIN)/recsys db url)}"
+
+## Long fault and fuzz runs (minutes) beyond what `make test` covers.
+chaos: install
+	$(BIN)/python bench/api_fuzz.py --temp-db --max-examples 2000
+	$(BIN)/python -m pytest -m slow -s $(PYTEST_ARGS)
 
 ## The test suite, against a real PostgreSQL (RECSYS_TEST_ADMIN_URL, or the managed server).
 test: install

@@ -52,9 +52,4 @@ if [ "${RECSYS_NO_SERVE:-0}" = 1 ]; then
 fi
 export RECSYS_DATABASE_URL="$RECSYS_URL"
 echo "serving the lookup API on http://${RECSYS_API_HOST:-127.0.0.1}:${RECSYS_API_PORT:-8000}/docs (Ctrl-C stops)"
-if recsys serve --help >/dev/null 2>&1; then
-  exec recsys serve
-fi
-# `recsys serve` not registered in this checkout's CLI yet: the same app under uvicorn.
-exec python -m uvicorn --factory recsys.api.main:create_app \
-  --host "${RECSYS_API_HOST:-127.0.0.1}" --port "${RECSYS_API_PORT:-8000}"
+exec recsys serve
