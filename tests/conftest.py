@@ -97,7 +97,10 @@ def db_engine(db_url: str) -> Iterator[sa.Engine]:
 
 @pytest.fixture(scope="session")
 def tiny_champion(db_engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny model trained on u1 and registered as champion (straight into the registry table)."""
+    """A tiny model trained on u1, registered as a challenger (straight into the registry table).
+
+    Tests pass its version explicitly, so the model tests' champions never interfere.
+    """
     from recsys.model.config import load_config
     from recsys.model.export import export_model
     from recsys.model.train import train
@@ -107,11 +110,10 @@ def tiny_champion(db_engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory
     trained = train(ml, make_split("u1", ml.ratings, ml.split_tests), load_config("tiny"), verbose=0)
     artifact = export_model(trained, tmp_path_factory.mktemp("artifacts") / "tiny-precompute")
     with db_engine.begin() as conn:
-        conn.execute(sa.text("UPDATE recsys.model_versions SET status = 'retired' WHERE status = 'champion'"))
         conn.execute(
             sa.text(
                 "INSERT INTO recsys.model_versions (version_id, data_fingerprint, split, config, metrics, "
-                "artifact_uri, status) VALUES ('tiny-precompute', :fp, 'u1', :cfg, '{}', :uri, 'champion')"
+                "artifact_uri, status) VALUES ('tiny-precompute', :fp, 'u1', :cfg, '{}', :uri, 'challenger')"
             ),
             {"fp": ml.fingerprint, "cfg": json.dumps({"name": "tiny"}), "uri": str(artifact)},
         )

@@ -92,7 +92,7 @@ def with_ranking(db_engine, tiny_champion) -> None:
     from recsys.scoring.precompute import precompute
 
     if published(db_engine) is None:
-        precompute(db_engine, shards=2)
+        precompute(db_engine, shards=2, model_version=tiny_champion)
 
 
 @pytest.mark.parametrize(
@@ -102,17 +102,18 @@ def with_ranking(db_engine, tiny_champion) -> None:
         ("publishing", "%FROM recsys.ranked_scores_r% GROUP BY user_id%"),
     ],
 )
-def test_precompute_killed(db_url, db_engine, with_ranking, moment, pattern):
+def test_precompute_killed(db_url, db_engine, tiny_champion, with_ranking, moment, pattern):
     before, digest = published(db_engine), ranking_digest(db_engine)
     app = f"fault-{uuid.uuid4().hex[:8]}"
-    proc = start(["precompute", "--shards", "2", "--workers", "1"], db_url, app)
+    args = ["precompute", "--model-version", tiny_champion]
+    proc = start([*args, "--shards", "2", "--workers", "1"], db_url, app)
     query = kill_when(db_engine, proc, app, pattern)
     print(f"killed precompute while {moment}: {query[:80]!r}")
     wait_backends_gone(db_engine, app)
     assert published(db_engine) == before, "the published ranking moved"
     assert ranking_digest(db_engine) == digest, "the published ranking changed"
 
-    rerun = start(["precompute", "--shards", "2", "--workers", "2"], db_url, app + "-rerun")
+    rerun = start([*args, "--shards", "2", "--workers", "2"], db_url, app + "-rerun")
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output.decode(errors="replace")[-3000:]
     after = published(db_engine)

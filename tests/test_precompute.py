@@ -30,7 +30,7 @@ def champion(tiny_champion: str) -> str:
 
 
 def test_precompute_publishes_every_pair_with_model_scores(db_engine, champion):
-    result = precompute(db_engine, shards=3, workers=2, keep=1)
+    result = precompute(db_engine, shards=3, workers=2, keep=1, model_version=champion)
     assert result.rows == USERS * MOVIES == 1_586_126
     with db_engine.connect() as conn:
         count, seen, users, versions = conn.execute(
@@ -80,9 +80,9 @@ def test_precompute_publishes_every_pair_with_model_scores(db_engine, champion):
 
 def test_failed_run_leaves_previous_ranking(db_engine, champion):
     if published(db_engine) is None:
-        precompute(db_engine, shards=2)
+        precompute(db_engine, shards=2, model_version=champion)
     before, digest = published(db_engine), ranking_digest(db_engine)
-    run_id = publish.start_run(db_engine, None, 2)
+    run_id = publish.start_run(db_engine, champion, 2)
     score_shard(db_engine, run_id, 0)
     with pytest.raises(PublishError, match=r"incomplete: shard\(s\) \[1\] not written"):
         publish.publish_run(db_engine, run_id)
@@ -99,7 +99,7 @@ def test_failed_run_leaves_previous_ranking(db_engine, champion):
 
 
 def test_shard_retry_is_idempotent(db_engine, champion):
-    run_id = publish.start_run(db_engine, None, 2)
+    run_id = publish.start_run(db_engine, champion, 2)
     first = score_shard(db_engine, run_id, 1)
     second = score_shard(db_engine, run_id, 1)
     with db_engine.connect() as conn:
@@ -110,8 +110,8 @@ def test_shard_retry_is_idempotent(db_engine, champion):
 
 def test_newest_concurrent_run_wins(db_engine, champion):
     before = published(db_engine)
-    older = publish.start_run(db_engine, None, 1)
-    newer = publish.start_run(db_engine, None, 1)
+    older = publish.start_run(db_engine, champion, 1)
+    newer = publish.start_run(db_engine, champion, 1)
     with pytest.raises(PublishError, match="failed"):
         score_shard(db_engine, older, 0)
     score_shard(db_engine, newer, 0)
