@@ -1,0 +1,130 @@
+"""``recsys train`` and ``recsys evaluate``: argument parsing around the model library.
+
+Handlers take the parsed arguments and return an exit code; user errors are raised as
+``RecsysError`` for the CLI to print. TensorFlow is imported inside the handlers, so
+merely building the parser (``recsys --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from recsys.errors import ConfigError
+
+FOLDS = ("u1", "u2", "u3", "u4", "u5")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train the ranking model, export it and register it (with the promotion gate)"
+    )
+    train.add_argument("--split", default="u1", help="u1..u5, ua, ub, random:F:SEED, temporal:F, files:TRAIN,TEST")
+    train.add_argument("--config", default="full", help="preset (full, seed_faithful, tiny) or a JSON/YAML file")
+    train.add_argument("--seed", type=int, help="override the config's seed")
+    train.add_argument("--tolerance", type=float, default=0.0, help="RMSE slack allowed vs. the champion")
+    train.add_argument("--no-promote", action="store_true", help="register as challenger, never champion")
+    train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    train.set_defaults(handler=train_command)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="compare the model with baselines on one split (or five folds): table, JSON, plot"
+    )
+    evaluate.add_argument("--split", default="u1")
+    evaluate.add_argument("--config", default="full", help="the TFRS config to evaluate (preset or file)")
+    evaluate.add_argument("--seed", type=int, help="override the config's and baselines' seed")
+    evaluate.add_argument(
+        "--baselines", default="all", help="all, none, or a comma list of: " + ", ".join(_baseline_names())
+    )
+    evaluate.add_argument("--out", type=Path, default=Path("reports"), help="reports directory")
+    evaluate.add_argument("--folds", action="store_true", help="run u1..u5 and report the means (ignores --split)")
+    evaluate.set_defaults(handler=evaluate_command)
+
+
+def _baseline_names() -> tuple[str, ...]:
+    from recsys.model.baselines import ALL_BASELINES
+
+    return ALL_BASELINES
+
+
+def _load_data():
+    from recsys.db.engine import check_connection, database_url, make_engine
+    from recsys.db.store import load_movielens
+
+    engine = make_engine(database_url())
+    check_connection(engine)
+    return engine, load_movielens(engine)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from recsys.config import get_settings
+    from recsys.model.config import load_config
+    from recsys.model.pipeline import train_and_register
+
+    if args.tolerance < 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}")
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    cfg = load_config(args.config, **overrides)
+    engine, ml = _load_data()
+    result = train_and_register(
+        ml,
+        args.split,
+        cfg,
+        engine,
+        get_settings().artifacts_path,
+        tolerance=args.tolerance,
+        promote=not args.no_promote,
+        verbose=0 if args.quiet else 2,
+    )
+    m = result.metrics
+    print(f"model {result.version_id} ({cfg.name}) trained on {args.split} in {m['train_seconds']:.0f}s")
+    print(f"  test RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  NDCG@10 {m['ndcg@10']:.4f}"
+          f"  (validation RMSE {m['validation_rmse'] or float('nan'):.4f}, best epoch {m['best_epoch']})")  # fmt: skip
+    print("  hyperparameters: chosen on a validation slice of the training part only (docs/MODEL.md)")
+    print(f"  artifact: {result.artifact}")
+    print(f"  registry: {result.decision.status} - {result.decision.reason}")
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from recsys.model.baselines import parse_baselines
+    from recsys.model.config import load_config
+    from recsys.model.evaluate import evaluate_split, fold_means
+    from recsys.model.report import markdown_table, write_report
+
+    methods = parse_baselines(args.baselines)
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    cfg = load_config(args.config, **overrides)
+    seed = cfg.seed
+    _, ml = _load_data()
+    splits = list(FOLDS) if args.folds else [args.split]
+    per_split = {}
+    for spec in splits:
+        print(f"== {spec}: fitting {len(methods)} baseline(s) and TFRS {cfg.name} ...", flush=True)
+        results = evaluate_split(
+            ml, spec, methods, {f"tfrs_{cfg.name}": cfg}, seed=seed,
+            on_result=lambda r: print(f"   {r.method:<20} RMSE {r.rmse if r.rmse is not None else float('nan'):.4f}"
+                                      f"  NDCG@10 {r.ndcg:.4f}  ({r.fit_seconds:.1f}s)", flush=True),
+        )  # fmt: skip
+        per_split[spec] = results
+        notes = [f"Split {spec}; TFRS hyperparameters chosen on a validation slice of the training part only."]
+        paths = write_report(args.out, f"evaluate-{_safe(spec)}", f"Comparison on {spec}", results,
+                             {"split": spec, "config": cfg.to_json()}, notes)  # fmt: skip
+        print(markdown_table(results, f"Comparison on {spec}", notes))
+        print(f"written: {', '.join(str(p) for p in paths.values())}")
+    if len(splits) > 1:
+        means = fold_means(per_split)
+        title = f"Mean over folds {', '.join(splits)}"
+        notes = ["fit s = mean per fold."]
+        extra = {"folds": {s: [r.to_json() for r in rs] for s, rs in per_split.items()}, "config": cfg.to_json()}
+        paths = write_report(args.out, "evaluate-folds", title, means, extra, notes)
+        print(markdown_table(means, title, notes))
+        print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _safe(spec: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)[:80]

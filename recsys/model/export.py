@@ -1,0 +1,119 @@
+"""Export a trained model as a self-contained SavedModel, and load one back.
+
+The artifact holds the weights, the vocabularies (lookup tables) and the rating-history
+bags as variables, so ``tf.saved_model.load(path)`` is all a consumer needs: no TFRS, no
+training code. ``assets.extra/metadata.json`` records the config, vocabulary sizes and
+the signatures' shapes for humans and for the registry. The export is written to a
+temporary sibling directory and renamed into place, so a half-written artifact never
+sits at the final path.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import uuid  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from recsys.errors import RecsysError  # noqa: E402
+from recsys.model.inputs import MOVIE_INPUTS, USER_INPUTS, pair_features  # noqa: E402
+from recsys.model.serving import call_in_chunks  # noqa: E402
+
+METADATA = "assets.extra/metadata.json"
+SIGNATURES = ("serving_default", "user_tower", "movie_tower", "score_pairs")
+
+
+class ArtifactError(RecsysError):
+    """A model artifact is missing, incomplete or unreadable."""
+
+
+def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``trained`` (a ``train.TrainedModel``) as a SavedModel at ``path``; return it."""
+    path = Path(path)
+    if path.exists():
+        raise ArtifactError(f"artifact path {path} already exists; refusing to overwrite a model")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        module = trained.module
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        metadata = {
+            "format": "recsys-ranker/1",
+            "config": trained.config.to_json(),
+            "split": trained.split,
+            "data_fingerprint": trained.data_fingerprint,
+            "global_mean": trained.vocab.global_mean,
+            "known_users": len(trained.vocab.user_ids),
+            "known_movies": len(trained.vocab.movie_ids),
+            "best_epoch": trained.best_epoch,
+            "validation": trained.validation,
+            "signatures": {
+                "serving_default": {"inputs": _describe(USER_INPUTS | MOVIE_INPUTS), "outputs": ["rating"]},
+                "user_tower": {"inputs": _describe(USER_INPUTS), "outputs": ["hidden", "dot", "bias"]},
+                "movie_tower": {"inputs": _describe(MOVIE_INPUTS), "outputs": ["hidden", "dot", "bias"]},
+                "score_pairs": {
+                    "inputs": ["user_hidden", "user_dot", "user_bias", "movie_hidden", "movie_dot", "movie_bias"],
+                    "outputs": ["rating"],
+                    "hidden_dim": module.hidden_dim,
+                    "dot_dim": module.dot_dim,
+                },
+            },
+            **(extra or {}),
+        }
+        (staging / "assets.extra").mkdir(exist_ok=True)
+        (staging / METADATA).write_text(json.dumps(metadata, indent=2, sort_keys=True), encoding="utf-8")
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def _describe(spec: dict[str, tf.DType]) -> dict[str, str]:
+    return {name: dtype.name for name, dtype in spec.items()}
+
+
+@dataclass
+class LoadedModel:
+    """A SavedModel loaded with plain TensorFlow, plus its metadata."""
+
+    path: Path
+    saved: Any
+    metadata: dict[str, Any]
+
+    def signature(self, name: str):
+        return self.saved.signatures[name]
+
+    def predict_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        return call_in_chunks(self.signature("serving_default"), features)
+
+    def predict(self, pairs: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame) -> np.ndarray:
+        """Ratings for (user_id, movie_id) pairs; ``users``/``movies`` from ``inputs.*_table``."""
+        return self.predict_features(pair_features(pairs, users, movies))
+
+
+def load_model(path: Path | str) -> LoadedModel:
+    """Load an exported model; a missing or broken artifact raises ``ArtifactError``."""
+    path = Path(path)
+    if not (path / "saved_model.pb").is_file():
+        raise ArtifactError(f"no model artifact at {path} (saved_model.pb missing); was it deleted or moved?")
+    try:
+        saved = tf.saved_model.load(str(path))
+    except (OSError, ValueError, tf.errors.OpError) as exc:
+        raise ArtifactError(f"cannot load the model artifact at {path}: {exc}") from exc
+    missing = [s for s in SIGNATURES if s not in saved.signatures]
+    if missing:
+        raise ArtifactError(f"model artifact at {path} lacks signature(s) {', '.join(missing)}")
+    meta_path = path / METADATA
+    metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    return LoadedModel(path, saved, metadata)

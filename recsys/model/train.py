@@ -1,0 +1,218 @@
+"""Train the ranking model on a split, reproducibly, with early stopping on validation.
+
+Validation is a seeded random slice of the split's *training* part: early stopping and
+any hyperparameter choice look only at it, never at the test part. The history bags
+hold every training rating (as at serving time); training and validation pairs are
+masked out of their own bags, so each is scored the way an unseen test pair is.
+Inputs are checked before any work: an invalid config, an empty or tiny split, or ids
+without side features raise a ``RecsysError`` and nothing is trained or written.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import logging  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from recsys.data.movielens import MovieLens  # noqa: E402
+from recsys.data.splits import Split  # noqa: E402
+from recsys.errors import ConfigError, DataError  # noqa: E402
+from recsys.model import inputs  # noqa: E402
+from recsys.model.config import ModelConfig  # noqa: E402
+from recsys.model.ensemble import Ensemble  # noqa: E402
+from recsys.model.ranking import RankingModel  # noqa: E402
+from recsys.model.serving import ServingModule, call_in_chunks  # noqa: E402
+from recsys.model.vocab import Vocabulary, bag_targets, build_bags, build_vocabulary  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+MIN_TRAIN_RATINGS = 100  # below this a split is a mistake, not a data set
+MIN_USERS = MIN_MOVIES = 2
+
+
+@dataclass
+class TrainedModel:
+    """A trained model with everything needed to predict, export and register it."""
+
+    module: ServingModule
+    config: ModelConfig
+    vocab: Vocabulary
+    users: pd.DataFrame  # raw user inputs from the feature store, by user id
+    movies: pd.DataFrame
+    split: str
+    data_fingerprint: str
+    history: dict[str, list[float]]  # of the first member; member_epochs for all
+    best_epoch: int
+    member_epochs: list[int]
+    train_seconds: float
+    validation: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Ensemble:
+        return self.module.model
+
+    def features(self, pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+        return inputs.pair_features(pairs, self.users, self.movies)
+
+    def predict(self, pairs: pd.DataFrame) -> np.ndarray:
+        """Served ratings for (user_id, movie_id) pairs, through the exported signature."""
+        return call_in_chunks(self.module.serving_default, self.features(pairs))
+
+
+def configure_tensorflow(seed: int, threads: int | None = None) -> None:
+    """Seeds for Python, NumPy and TF; thread pools sized to the machine (set once per process)."""
+    tf.keras.utils.set_random_seed(seed)
+    threads = threads or os.cpu_count() or 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+    except RuntimeError:
+        pass  # the runtime is already initialised (second model in one process): keep its pools
+
+
+def check_inputs(ml: MovieLens, split: Split, cfg: ModelConfig) -> None:
+    """Refuse, with a clear message, what would train a meaningless model or crash later."""
+    if not isinstance(cfg, ModelConfig):
+        raise ConfigError(f"expected a ModelConfig, got {type(cfg).__name__}")
+    train = split.train
+    if len(train) < MIN_TRAIN_RATINGS:
+        raise DataError(
+            f"split {split.name!r} has {len(train)} training ratings; at least {MIN_TRAIN_RATINGS} are needed"
+        )
+    if train["user_id"].nunique() < MIN_USERS or train["movie_id"].nunique() < MIN_MOVIES:
+        raise DataError(f"split {split.name!r}: training needs at least {MIN_USERS} users and movies")
+    bad = train[(train["rating"] < 1) | (train["rating"] > 5)]
+    if not bad.empty:
+        raise DataError(f"split {split.name!r}: ratings must be 1-5, found {bad['rating'].iloc[0]}")
+    inputs.require_known_ids(train, ml, f"split {split.name!r} training part")
+    if not split.test.empty:
+        inputs.require_known_ids(split.test, ml, f"split {split.name!r} test part")
+    if cfg.validation_fraction > 0 and int(len(train) * cfg.validation_fraction) < 1:
+        raise DataError(f"split {split.name!r} is too small for a validation slice of {cfg.validation_fraction}")
+
+
+def validation_slice(train: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded random share of the training ratings, held out for early stopping and tuning."""
+    if fraction <= 0:
+        return train.reset_index(drop=True), train.iloc[:0]
+    order = np.random.default_rng(seed).permutation(len(train))
+    cut = int(len(train) * fraction)
+    return train.iloc[order[cut:]].reset_index(drop=True), train.iloc[order[:cut]].reset_index(drop=True)
+
+
+def train(
+    ml: MovieLens,
+    split: Split,
+    cfg: ModelConfig,
+    *,
+    verbose: int = 2,
+    threads: int | None = None,
+) -> TrainedModel:
+    """Fit ``cfg`` on ``split.train``; returns the model with its validation metrics."""
+    check_inputs(ml, split, cfg)
+    configure_tensorflow(cfg.seed, threads)
+    started = time.perf_counter()
+    users, movies = inputs.user_table(ml), inputs.movie_table(ml)
+    fit_part, valid_part = validation_slice(split.train, cfg.validation_fraction, cfg.seed)
+    vocab = build_vocabulary(split.train, users, movies)
+    needs_bags = cfg.use_user_bag or cfg.use_movie_bag
+    bags = build_bags(split.train, vocab, cfg.bag_ratings) if needs_bags else None
+
+    def dataset(part: pd.DataFrame, shuffle: bool, seed: int = cfg.seed) -> tf.data.Dataset:
+        cols = inputs.pair_features(part, users, movies)
+        cols["rating"] = part["rating"].to_numpy(np.float32)
+        if bags is not None:
+            cols.update(bag_targets(part, bags))
+        ds = tf.data.Dataset.from_tensor_slices(cols)
+        if shuffle:
+            ds = ds.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(cfg.batch_size).prefetch(2)
+
+    train_ds = dataset(fit_part, shuffle=True)
+    valid_ds = dataset(valid_part, shuffle=False) if len(valid_part) else None
+    log.info(
+        "training %s on %s: %d fit + %d validation ratings, %d model(s)",
+        cfg.name, split.name, len(fit_part), len(valid_part), cfg.ensemble_size,
+    )  # fmt: skip
+    members, histories = [], []
+    for k in range(cfg.ensemble_size):
+        member_cfg = cfg if k == 0 else cfg.replace(seed=cfg.seed + k)
+        if cfg.ensemble_size > 1:
+            log.info("ensemble member %d/%d (seed %d)", k + 1, cfg.ensemble_size, member_cfg.seed)
+        if k:
+            tf.keras.utils.set_random_seed(member_cfg.seed)
+            train_ds = dataset(fit_part, shuffle=True, seed=member_cfg.seed)
+        model, history = _fit_one(member_cfg, vocab, bags, train_ds, valid_ds, verbose)
+        members.append(model)
+        histories.append(history)
+    best_epochs = [_best_epoch(h, cfg) for h in histories]
+    trained = TrainedModel(
+        module=ServingModule(Ensemble(members)),
+        config=cfg,
+        vocab=vocab,
+        users=users,
+        movies=movies,
+        split=split.name,
+        data_fingerprint=ml.fingerprint,
+        history=histories[0],
+        best_epoch=best_epochs[0],
+        member_epochs=best_epochs,
+        train_seconds=0.0,
+    )
+    if len(valid_part):
+        predicted = _validation_predictions(trained, valid_part, bags)
+        trained.validation = {
+            "rmse": float(np.sqrt(np.mean((predicted - valid_part["rating"].to_numpy()) ** 2))),
+            "mae": float(np.mean(np.abs(predicted - valid_part["rating"].to_numpy()))),
+            "ratings": int(len(valid_part)),
+        }
+    trained.train_seconds = time.perf_counter() - started
+    log.info("trained in %.1fs, best epochs %s, validation %s", trained.train_seconds, best_epochs, trained.validation)
+    return trained
+
+
+def _fit_one(cfg: ModelConfig, vocab, bags, train_ds, valid_ds, verbose: int):
+    """One model, early-stopped on the validation slice (best weights restored)."""
+    model = RankingModel(cfg, vocab, bags)
+    optimizer = (
+        tf.keras.optimizers.Adam(cfg.learning_rate)
+        if cfg.optimizer == "adam"
+        else tf.keras.optimizers.Adagrad(cfg.learning_rate)
+    )
+    model.compile(optimizer=optimizer)
+    callbacks = []
+    if cfg.early_stopping_patience > 0 and valid_ds is not None:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_rmse", mode="min", patience=cfg.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    fitted = model.fit(train_ds, validation_data=valid_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    return model, {k: [float(x) for x in v] for k, v in fitted.history.items()}
+
+
+def _best_epoch(history: dict[str, list[float]], cfg: ModelConfig) -> int:
+    if "val_rmse" in history and cfg.early_stopping_patience > 0:
+        return int(np.argmin(history["val_rmse"])) + 1
+    return len(history.get("rmse", [])) or cfg.epochs
+
+
+def _validation_predictions(trained: TrainedModel, part: pd.DataFrame, bags) -> np.ndarray:
+    """Served (clipped) ratings for validation pairs, each masked out of its own bags."""
+    cols = trained.features(part)
+    if bags is not None:
+        cols.update(bag_targets(part, bags))
+    model = trained.model
+    out = []
+    for start in range(0, len(part), 65_536):
+        chunk = {k: tf.constant(v[start : start + 65_536]) for k, v in cols.items()}
+        out.append(model.finish(model(chunk, training=False)).numpy())
+    return np.concatenate(out)

@@ -1,0 +1,128 @@
+"""What the model knows from its training data: vocabularies and rating-history bags.
+
+Everything here is built from the *training* part of a split only (ids, title tokens,
+years, who-rated-what), so nothing from the test part leaks into the model. Ids that
+are not in a vocabulary map to index 0, the out-of-vocabulary slot that the model
+treats as "unknown" (zero embedding, zero bias, empty bag): the cold-start path.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recsys.model.inputs import python_title_tokens
+
+RATING_LEVELS = 5  # bag keys per item when bags are keyed by (item, rating)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    user_ids: list[str]  # index i+1 in the model; 0 = unknown
+    movie_ids: list[str]
+    genders: list[str]
+    occupations: list[str]
+    zip_prefixes: list[str]
+    title_tokens: list[str]
+    titles: list[str]
+    genres: list[str]
+    years: list[int]
+    decades: list[int]
+    global_mean: float
+
+
+@dataclass(frozen=True)
+class Bags:
+    """Sparse who-rated-what matrices, in model indices, from the training ratings.
+
+    ``user_bag`` rows are user indices, its keys movie indices (or movie x rating level);
+    ``movie_bag`` rows are movie indices, its keys user indices (or user x rating level).
+    """
+
+    user_bag: np.ndarray  # int64 [nnz, 2]: (user index, key), sorted row-major
+    user_bag_keys: int
+    movie_bag: np.ndarray
+    movie_bag_keys: int
+    rated: pd.DataFrame  # user_id, movie_id, rating of every bag entry (for masking in training)
+    # Plain (item-keyed) pairs with the rating minus the global mean as weight, for the
+    # explicit-feedback bags: sum_j (r_uj - mean) * y_j says *how* the user rated, not only what.
+    user_rated: np.ndarray  # int64 [nnz, 2]
+    user_rated_weights: np.ndarray  # float32 [nnz]
+    movie_rated: np.ndarray
+    movie_rated_weights: np.ndarray
+
+
+def build_vocabulary(train: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame) -> Vocabulary:
+    """``users``/``movies`` are the raw input tables (``inputs.user_table``/``movie_table``)."""
+    from recsys.data.features import zip_prefix
+
+    train_users = users.loc[np.unique(train["user_id"].astype("int64"))]
+    train_movies = movies.loc[np.unique(train["movie_id"].astype("int64"))]
+    tokens = Counter(t for title in train_movies["title"] for t in set(python_title_tokens(title)))
+    years = sorted({int(y) for y in train_movies["release_year"] if int(y) > 0})
+    return Vocabulary(
+        user_ids=list(train_users["user_id"]),
+        movie_ids=list(train_movies["movie_id"]),
+        genders=sorted(set(users["gender"]) - {""}),
+        occupations=sorted(set(users["occupation"]) - {""}),
+        zip_prefixes=sorted(set(zip_prefix(train_users["zip_code"]))),
+        title_tokens=sorted(tokens),
+        titles=sorted(set(train_movies["title"])),
+        genres=sorted({g for gs in movies["genres"] for g in gs.split("|") if g}),
+        years=years,
+        decades=sorted({y // 10 * 10 for y in years}),
+        global_mean=float(train["rating"].mean()),
+    )
+
+
+def build_bags(train: pd.DataFrame, vocab: Vocabulary, by_rating: bool) -> Bags:
+    """Who rated what in ``train``, as sparse index pairs the model multiplies embeddings with."""
+    user_index = {int(u): i + 1 for i, u in enumerate(vocab.user_ids)}
+    movie_index = {int(m): i + 1 for i, m in enumerate(vocab.movie_ids)}
+    u = train["user_id"].astype("int64").map(user_index).to_numpy(np.int64)
+    m = train["movie_id"].astype("int64").map(movie_index).to_numpy(np.int64)
+    level = train["rating"].to_numpy(np.int64) - 1 if by_rating else np.zeros(len(train), np.int64)
+    levels = RATING_LEVELS if by_rating else 1
+    centered = train["rating"].to_numpy(np.float32) - np.float32(vocab.global_mean)
+    user_order, movie_order = np.lexsort((m, u)), np.lexsort((u, m))
+    return Bags(
+        user_bag=_sorted_pairs(u, m * levels + level),
+        user_bag_keys=(len(vocab.movie_ids) + 1) * levels,
+        movie_bag=_sorted_pairs(m, u * levels + level),
+        movie_bag_keys=(len(vocab.user_ids) + 1) * levels,
+        rated=train[["user_id", "movie_id", "rating"]].reset_index(drop=True),
+        user_rated=np.stack([u[user_order], m[user_order]], axis=1),
+        user_rated_weights=centered[user_order],
+        movie_rated=np.stack([m[movie_order], u[movie_order]], axis=1),
+        movie_rated_weights=centered[movie_order],
+    )
+
+
+def bag_targets(pairs: pd.DataFrame, bags: Bags) -> dict[str, np.ndarray]:
+    """Per pair: where it sits in the bags, so training can take it out of its own bags.
+
+    ``mask_rating`` is the pair's rating if it is inside the bags, else 0;
+    ``bag_pos_user``/``bag_pos_movie`` its entry in the user-/movie-sorted bag arrays.
+    """
+    rated = bags.rated.astype({"user_id": "int64", "movie_id": "int64"})
+    by_user = np.lexsort((rated["movie_id"].to_numpy(), rated["user_id"].to_numpy()))
+    by_movie = np.lexsort((rated["user_id"].to_numpy(), rated["movie_id"].to_numpy()))
+    pos_user = np.empty(len(rated), np.int64)
+    pos_user[by_user] = np.arange(len(rated))
+    pos_movie = np.empty(len(rated), np.int64)
+    pos_movie[by_movie] = np.arange(len(rated))
+    rated = rated.assign(bag_pos_user=pos_user, bag_pos_movie=pos_movie)
+    keyed = pairs[["user_id", "movie_id"]].astype("int64").merge(rated, on=["user_id", "movie_id"], how="left")
+    return {
+        "mask_rating": keyed["rating"].fillna(0).astype("int64").to_numpy(),
+        "bag_pos_user": keyed["bag_pos_user"].fillna(0).astype("int64").to_numpy(),
+        "bag_pos_movie": keyed["bag_pos_movie"].fillna(0).astype("int64").to_numpy(),
+    }
+
+
+def _sorted_pairs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    order = np.lexsort((cols, rows))
+    return np.stack([rows[order], cols[order]], axis=1).astype(np.int64)

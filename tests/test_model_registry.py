@@ -1,0 +1,130 @@
+"""The model registry and its promotion gate, on a real migrated PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from recsys.config import OFFICIAL_UDATA_SHA256  # noqa: E402
+from recsys.data.movielens import read_archive  # noqa: E402
+from recsys.data.splits import Split  # noqa: E402
+from recsys.db.engine import make_engine  # noqa: E402
+from recsys.errors import ConfigError, DataError  # noqa: E402
+from recsys.model.config import preset  # noqa: E402
+from recsys.model.registry import get_champion, get_version, list_versions, register_and_gate  # noqa: E402
+
+
+@pytest.fixture
+def engine(empty_db_url: str):
+    engine = make_engine(empty_db_url)
+    yield engine
+    engine.dispose()
+
+
+def _register(engine, version_id: str, rmse: float, split: str = "u1", **kw):
+    return register_and_gate(
+        engine,
+        version_id=version_id,
+        data_fingerprint="fp",
+        split=split,
+        config={"name": "test"},
+        metrics={"rmse": rmse},
+        artifact_uri=f"/artifacts/{version_id}",
+        **kw,
+    )
+
+
+def _statuses(engine) -> dict[str, str]:
+    return {v.version_id: v.status for v in list_versions(engine)}
+
+
+def test_promotion_gate(engine):
+    first = _register(engine, "v1", 0.95)
+    assert first.status == "champion" and "no current champion" in first.reason
+
+    better = _register(engine, "v2", 0.93)
+    assert better.status == "champion" and better.previous_champion == "v1"
+    assert _statuses(engine) == {"v1": "retired", "v2": "champion"}
+    assert "superseded by v2" in get_version(engine, "v1").decision_reason
+    assert get_champion(engine).promoted_at is not None
+
+    worse = _register(engine, "v3", 0.94)
+    assert worse.status == "rejected"
+    assert "0.9400 > champion v2's 0.9300" in worse.reason
+    assert get_champion(engine).version_id == "v2", "the champion is untouched by a rejection"
+    assert get_version(engine, "v3").decision_reason == worse.reason
+
+    within_tolerance = _register(engine, "v4", 0.935, tolerance=0.01)
+    assert within_tolerance.status == "champion"
+
+    held_back = _register(engine, "v5", 0.5, promote=False)
+    assert held_back.status == "challenger" and get_champion(engine).version_id == "v4"
+
+    other_split = _register(engine, "v6", 0.5, split="u2")
+    assert other_split.status == "rejected" and "not comparable" in other_split.reason
+    assert _statuses(engine) == {
+        "v1": "retired", "v2": "retired", "v3": "rejected", "v4": "champion", "v5": "challenger", "v6": "rejected",
+    }  # fmt: skip
+    row = get_version(engine, "v4")
+    assert row.metrics == {"rmse": 0.935} and row.config == {"name": "test"} and row.split == "u1"
+
+
+def test_gate_rejects_bad_arguments_without_writing(engine):
+    with pytest.raises(ConfigError, match="tolerance"):
+        _register(engine, "v1", 0.9, tolerance=-1)
+    with pytest.raises(ConfigError, match="rmse"):
+        _register(engine, "v1", float("nan"))
+    assert list_versions(engine) == []
+
+
+def test_a_failed_registration_changes_nothing(engine):
+    _register(engine, "v1", 0.95)
+    with pytest.raises(sa.exc.IntegrityError):
+        _register(engine, "v1", 0.90)  # duplicate version id: the whole transaction rolls back
+    assert _statuses(engine) == {"v1": "champion"}
+
+
+@pytest.fixture(scope="module")
+def ml(archive: Path):
+    return read_archive(archive, OFFICIAL_UDATA_SHA256)
+
+
+def _sample(ml, users: int) -> Split:
+    ratings = ml.ratings[ml.ratings["user_id"] <= users]
+    is_test = np.random.default_rng(1).random(len(ratings)) < 0.2
+    return Split("sample", ratings[~is_test].reset_index(drop=True), ratings[is_test].reset_index(drop=True))
+
+
+def test_train_and_register_then_bad_input_leaves_registry_unchanged(engine, ml, tmp_path):
+    from recsys.model.export import load_model
+    from recsys.model.pipeline import train_and_register
+
+    split = _sample(ml, 60)
+    result = train_and_register(ml, split, preset("tiny"), engine, tmp_path, verbose=0)
+    assert result.decision.status == "champion"
+    row = get_champion(engine)
+    assert row.version_id == result.version_id and row.data_fingerprint == OFFICIAL_UDATA_SHA256
+    assert row.config["name"] == "tiny" and 0.5 < row.metrics["rmse"] < 1.5 and "ndcg@10" in row.metrics
+    assert load_model(row.artifact_uri).metadata["version_id"] == row.version_id
+    before = list_versions(engine)
+    artifacts_before = sorted(tmp_path.iterdir())
+
+    tiny = Split("tiny", split.train[:10], split.test[:5])
+    with pytest.raises(DataError, match="training ratings"):
+        train_and_register(ml, tiny, preset("tiny"), engine, tmp_path, verbose=0)
+    unknown = split.train.copy()
+    unknown.loc[unknown.index[0], "user_id"] = 123_456
+    with pytest.raises(DataError, match="not in the feature store"):
+        train_and_register(ml, Split("x", unknown, split.test), preset("tiny"), engine, tmp_path, verbose=0)
+    with pytest.raises(DataError, match="no test ratings"):
+        train_and_register(ml, Split("x", split.train, split.test[:0]), preset("tiny"), engine, tmp_path, verbose=0)
+    with pytest.raises(ConfigError):
+        train_and_register(ml, split, preset("tiny", batch_size=-1), engine, tmp_path, verbose=0)
+    assert list_versions(engine) == before
+    assert sorted(tmp_path.iterdir()) == artifacts_before
