@@ -47,8 +47,10 @@ def schemathesis_command(base: str, max_examples: int, seed: int = 1) -> list[st
 
 def main() -> int:
     sys.path.insert(0, str(BENCH))
-    from api_load import drop_database, start_api, temp_database
+    from api_load import start_api, temp_database
     from sqlalchemy.engine import make_url
+
+    from recsys.db.admin import drop_database
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--api-database-url", help="URL the API reads with (read-only role)")

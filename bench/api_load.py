@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recsys.db.admin import create_database, drop_database  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
 
 TARGETS = {"top10": (20.0, 1000.0), "rerank100": (30.0, None)}  # p99 ms, req/s
@@ -248,19 +248,11 @@ def temp_database(admin_url: str, archive: str) -> str:
     from recsys.config import Settings
     from recsys.ingest import ingest
 
-    name = f"recsys_bench_{uuid.uuid4().hex[:8]}"
-    with make_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    print(f"temp database {name}: ingesting {archive} and publishing the baseline ranking", flush=True)
+    url = create_database(admin_url, "recsys_bench")
+    print(f"temp database {make_url(url).database}: ingesting {archive} and publishing the baseline ranking", flush=True)
     ingest(Settings(), url, source=archive)
     publish_baseline(make_engine(url), "bench-baseline")
     return url
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    with make_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
 
 
 def main() -> int:

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT, Settings  # noqa: E402
 from recsys.data.splits import make_split  # noqa: E402
+from recsys.db.admin import create_database, drop_database  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
 from recsys.db.migrate import migrate  # noqa: E402
 from recsys.db.store import load_movielens  # noqa: E402
@@ -39,23 +38,6 @@ def _admin_url() -> str:
     return server.start(get_settings().pgdata).replace("/recsys?", "/postgres?")
 
 
-def _create_database(admin_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def admin_url() -> str:
     return _admin_url()
@@ -71,10 +53,10 @@ def archive() -> Path:
 @pytest.fixture
 def empty_db_url(admin_url: str) -> Iterator[str]:
     """A brand-new database with the schema applied and no data."""
-    url = _create_database(admin_url, "recsys_test_empty")
+    url = create_database(admin_url, "recsys_test_empty")
     migrate(url)
     yield url
-    _drop_database(admin_url, url)
+    drop_database(admin_url, url)
 
 
 @pytest.fixture(scope="session")
@@ -82,10 +64,10 @@ def db_url(admin_url: str, archive: Path) -> Iterator[str]:
     """A database for the whole session with the real ML-100K ingested."""
     from recsys.ingest import ingest
 
-    url = _create_database(admin_url, "recsys_test")
+    url = create_database(admin_url, "recsys_test")
     ingest(make_settings(), url, source=str(archive))
     yield url
-    _drop_database(admin_url, url)
+    drop_database(admin_url, url)
 
 
 @pytest.fixture(scope="session")

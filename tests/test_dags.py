@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import airflow_env  # noqa: E402
 
 AIRFLOW_HOME = airflow_env.isolate_for_tests()  # before anything imports airflow
 
+from recsys.db.admin import create_database, drop_database  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
 
 DAGS = ROOT / "dags"
@@ -55,22 +55,6 @@ PARSE_BUDGET_S = 0.5  # "well under a second" per file, with headroom for a busy
 # ---------------------------------------------------------------- fixtures
 
 
-def _create_db(admin_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_db(admin_url: str, url: str) -> None:
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def dagbag():
     """The project's DAG folder parsed the way the DAG processor does (bundle path on sys.path)."""
@@ -82,7 +66,7 @@ def dagbag():
 @pytest.fixture(scope="session")
 def airflow_db(admin_url: str) -> Iterator[str]:
     """A migrated Airflow metadata database (PostgreSQL) for this session, dropped afterwards."""
-    url = _create_db(admin_url, "airflow_test")
+    url = create_database(admin_url, "airflow_test")
     metadata = airflow_env.metadata_url(url, make_url(url).database)
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata
     started = time.perf_counter()
@@ -101,7 +85,7 @@ def airflow_db(admin_url: str) -> Iterator[str]:
     from airflow import settings
 
     settings.dispose_orm()
-    _drop_db(admin_url, url)
+    drop_database(admin_url, url)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +93,7 @@ def recsys_url(admin_url: str, airflow_db: str, tmp_path_factory) -> Iterator[st
     """A brand-new recsys database, handed to the DAGs only as AIRFLOW_CONN_RECSYS_DB."""
     from recsys.config import get_settings
 
-    url = _create_db(admin_url, "recsys_test_airflow")
+    url = create_database(admin_url, "recsys_test_airflow")
     saved = {k: os.environ.get(k) for k in ("AIRFLOW_CONN_RECSYS_DB", "RECSYS_HOME", "RECSYS_DATABASE_URL")}
     os.environ["AIRFLOW_CONN_RECSYS_DB"] = airflow_env.connection_uri(url)
     os.environ["RECSYS_HOME"] = str(tmp_path_factory.mktemp("recsys-home"))  # artifacts, downloads
@@ -122,7 +106,7 @@ def recsys_url(admin_url: str, airflow_db: str, tmp_path_factory) -> Iterator[st
         else:
             os.environ[name] = value
     get_settings.cache_clear()
-    _drop_db(admin_url, url)
+    drop_database(admin_url, url)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import airflow_env  # noqa: E402
 
 airflow_env.isolate_for_tests()  # before anything imports airflow
 
+from recsys.db.admin import create_database, drop_database  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
 
 VERSION = f"baseline-plugin-{uuid.uuid4().hex[:6]}"
@@ -30,18 +31,13 @@ VERSION = f"baseline-plugin-{uuid.uuid4().hex[:6]}"
 @pytest.fixture(scope="module")
 def recsys_db(admin_url: str, tmp_path_factory) -> Iterator[str]:
     """A fresh database with a synthetic data set, a champion and a published ranking."""
-    from sqlalchemy.engine import make_url
 
     from recsys.api.baseline import publish_baseline
     from recsys.config import Settings
     from recsys.data.synthetic import synthetic_members, write_archive
     from recsys.ingest import ingest
 
-    name = f"recsys_test_plugin_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    url = create_database(admin_url, "recsys_test_plugin")
     home = tmp_path_factory.mktemp("plugin-home")
     archive = write_archive(home / "ml-100k.zip", synthetic_members(n_users=12, n_movies=20, per_user=8))
     ingest(Settings(home=home, data_sha256="", download_retries=1), url, source=str(archive))
@@ -49,9 +45,7 @@ def recsys_db(admin_url: str, tmp_path_factory) -> Iterator[str]:
     publish_baseline(engine, VERSION)
     engine.dispose()
     yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(admin_url, url)
 
 
 @pytest.fixture
