@@ -15,6 +15,7 @@ point never moves the pointer: the previous ranking stays published.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ from recsys.scoring import copy_binary
 log = logging.getLogger(__name__)
 
 PUBLISH_LOCK_ID = 7_300_002  # serialises publishes and cleanups
+PLAN_GRACE_S = 5.0  # longest wait for in-flight queries between attach and pointer move
 SCORE_RANGE = (0.0, 6.0)  # a rating model's output; anything else is a broken model
 
 
@@ -160,50 +162,112 @@ def write_shard(
 
 
 def publish_run(engine: sa.Engine, run_id: int) -> PublishedRun:
-    """Make the run the published ranking, in one transaction, if it is complete."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": PUBLISH_LOCK_ID})
-        run = conn.execute(
-            sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r FOR UPDATE"), {"r": run_id}
-        ).first()
-        if run is None or run.status != "running":
-            raise PublishError(f"run {run_id} cannot be published (status {run.status if run else 'unknown'})")
-        missing = sorted(set(range(run.shards)) - set(run.shards_done))
-        if missing:
-            raise PublishError(f"run {run_id} is incomplete: shard(s) {missing} not written")
-        newer = conn.execute(
-            sa.text("SELECT run_id FROM recsys.published_ranking WHERE run_id > :r"), {"r": run_id}
-        ).scalar()
-        if newer is not None:
-            raise PublishError(f"run {run_id} is older than the published run {newer}; not publishing")
-        rows = _validate(conn, run)
-        conn.execute(
-            sa.text(f"ALTER TABLE recsys.ranked_scores ATTACH PARTITION {run_table(run_id)} FOR VALUES IN ({run_id})")
-        )
-        conn.execute(
-            sa.text(
-                "UPDATE recsys.precompute_runs SET status = 'superseded' "
-                "WHERE run_id = (SELECT run_id FROM recsys.published_ranking)"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO recsys.published_ranking (run_id, model_version, published_at) "
-                "VALUES (:r, :v, now()) ON CONFLICT (singleton) DO UPDATE "
-                "SET run_id = EXCLUDED.run_id, model_version = EXCLUDED.model_version, "
-                "published_at = EXCLUDED.published_at"
-            ),
-            {"r": run_id, "v": run.model_version},
-        )
-        conn.execute(
-            sa.text(
-                "UPDATE recsys.precompute_runs SET status = 'published', rows = :rows, "
-                "finished_at = now(), published_at = now() WHERE run_id = :r"
-            ),
-            {"rows": rows, "r": run_id},
-        )
+    """Make the run the published ranking if it is complete.
+
+    Two transactions, on purpose. PostgreSQL plans a query with the partitions committed
+    when planning starts, but takes the snapshot that reads ``published_ranking`` after
+    planning; attaching the partition and moving the pointer in one commit would let a
+    query planned just before that commit read the new pointer without the new partition,
+    and answer with nothing. So: attach (readers still follow the old pointer), wait until
+    every query that started before the attach has finished, then move the pointer.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": PUBLISH_LOCK_ID})
+        try:
+            with engine.begin() as conn:
+                run = _publishable(conn, run_id)
+                rows = _validate(conn, run)
+                if not _is_attached(conn, run_id):
+                    conn.execute(
+                        sa.text(
+                            f"ALTER TABLE recsys.ranked_scores ATTACH PARTITION {run_table(run_id)} "
+                            f"FOR VALUES IN ({run_id})"
+                        )
+                    )
+            attached_at = lock.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+            _wait_for_queries_started_before(lock, attached_at)
+            with engine.begin() as conn:
+                run = _publishable(conn, run_id)
+                _move_pointer(conn, run, rows)
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": PUBLISH_LOCK_ID})
     log.info("published run %d (%d rows, model %s)", run_id, rows, run.model_version)
     return PublishedRun(run_id, run.model_version, rows, run.users, run.movies)
+
+
+def _publishable(conn: sa.Connection, run_id: int) -> sa.Row:
+    """The run, locked, if it is complete and newer than what is published."""
+    run = conn.execute(
+        sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r FOR UPDATE"), {"r": run_id}
+    ).first()
+    if run is None or run.status != "running":
+        raise PublishError(f"run {run_id} cannot be published (status {run.status if run else 'unknown'})")
+    missing = sorted(set(range(run.shards)) - set(run.shards_done))
+    if missing:
+        raise PublishError(f"run {run_id} is incomplete: shard(s) {missing} not written")
+    newer = conn.execute(
+        sa.text("SELECT run_id FROM recsys.published_ranking WHERE run_id > :r"), {"r": run_id}
+    ).scalar()
+    if newer is not None:
+        raise PublishError(f"run {run_id} is older than the published run {newer}; not publishing")
+    return run
+
+
+def _is_attached(conn: sa.Connection, run_id: int) -> bool:
+    return bool(
+        conn.execute(
+            sa.text(
+                "SELECT 1 FROM pg_inherits WHERE inhparent = 'recsys.ranked_scores'::regclass "
+                "AND inhrelid = to_regclass(:t)"
+            ),
+            {"t": run_table(run_id)},
+        ).first()
+    )
+
+
+def _wait_for_queries_started_before(conn: sa.Connection, moment, timeout_s: float = PLAN_GRACE_S) -> None:
+    """Let queries that may have been planned without the new partition finish first.
+
+    A query that is still running after ``timeout_s`` took its snapshot long before the
+    pointer moves, so it reads the old pointer and is safe either way.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        waiting = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND pid <> pg_backend_pid() AND query_start < :moment"
+            ),
+            {"moment": moment},
+        ).scalar_one()
+        if not waiting:
+            return
+        time.sleep(0.01)
+
+
+def _move_pointer(conn: sa.Connection, run: sa.Row, rows: int) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE recsys.precompute_runs SET status = 'superseded' "
+            "WHERE run_id = (SELECT run_id FROM recsys.published_ranking)"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO recsys.published_ranking (run_id, model_version, published_at) "
+            "VALUES (:r, :v, now()) ON CONFLICT (singleton) DO UPDATE "
+            "SET run_id = EXCLUDED.run_id, model_version = EXCLUDED.model_version, "
+            "published_at = EXCLUDED.published_at"
+        ),
+        {"r": run.run_id, "v": run.model_version},
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE recsys.precompute_runs SET status = 'published', rows = :rows, "
+            "finished_at = now(), published_at = now() WHERE run_id = :r"
+        ),
+        {"rows": rows, "r": run.run_id},
+    )
 
 
 def fail_run(engine: sa.Engine, run_id: int, error: str) -> None:
@@ -216,8 +280,9 @@ def fail_run(engine: sa.Engine, run_id: int, error: str) -> None:
             ),
             {"e": error[:4000], "r": run_id},
         ).rowcount
-        if updated:
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {run_table(run_id)}"))
+        attached = _is_attached(conn, run_id)
+    if updated:
+        _drop_run_table(engine, run_id, attached=attached)
     log.warning("precompute run %d failed: %s", run_id, error)
 
 
