@@ -249,7 +249,9 @@ def temp_database(admin_url: str, archive: str) -> str:
     from recsys.ingest import ingest
 
     url = create_database(admin_url, "recsys_bench")
-    print(f"temp database {make_url(url).database}: ingesting {archive} and publishing the baseline ranking", flush=True)
+    print(
+        f"temp database {make_url(url).database}: ingesting {archive} and publishing the baseline ranking", flush=True
+    )
     ingest(Settings(), url, source=archive)
     publish_baseline(make_engine(url), "bench-baseline")
     return url
