@@ -10,13 +10,7 @@
 # (default u1), RECSYS_PRECOMPUTE_SHARDS (default 4), RECSYS_NO_SERVE=1 (stop after precompute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-export PATH="$ROOT/.venv/bin:$PATH"
-export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 AIRFLOW__CORE__LOAD_EXAMPLES=False
-
-RECSYS_URL="${RECSYS_DATABASE_URL:-$(recsys db url)}"
-exports="$(python scripts/airflow_env.py exports "$RECSYS_URL")"
-eval "$exports"
+source scripts/airflow_env.sh
 LOGS="$AIRFLOW_HOME/pipeline-logs"
 mkdir -p "$LOGS"
 

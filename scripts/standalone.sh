@@ -8,13 +8,7 @@
 # database next to the recsys one, AIRFLOW_CONN_RECSYS_DB. Port: AIRFLOW_PORT (default 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-export PATH="$ROOT/.venv/bin:$PATH"
-export TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 AIRFLOW__CORE__LOAD_EXAMPLES=False
-
-RECSYS_URL="${RECSYS_DATABASE_URL:-$(recsys db url)}"
-exports="$(python scripts/airflow_env.py exports "$RECSYS_URL")"
-eval "$exports"
+source scripts/airflow_env.sh
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 # Task processes report to the API server's execution API: it must follow the port.
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:${AIRFLOW__API__PORT}/execution/"

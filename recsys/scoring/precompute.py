@@ -102,7 +102,9 @@ class ShardScorer:
     def _tower(self, name: str, frame) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
-        inputs = {c: tf.constant(frame[c].to_numpy().astype(np.int64 if c in ("age", "release_year") else object))
+        from recsys.model.inputs import PAIR_INPUTS
+
+        inputs = {c: tf.constant(frame[c].to_numpy().astype(np.int64 if PAIR_INPUTS[c] == tf.int64 else object))
                   for c in frame.columns}  # fmt: skip
         return {k: v.numpy() for k, v in self.model.signature(name)(**inputs).items()}
 
