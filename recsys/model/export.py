@@ -30,7 +30,7 @@ from recsys.model.inputs import MOVIE_INPUTS, USER_INPUTS, pair_features  # noqa
 from recsys.model.serving import call_in_chunks  # noqa: E402
 
 METADATA = "assets.extra/metadata.json"
-SIGNATURES = ("serving_default", "user_tower", "movie_tower", "score_pairs")
+SIGNATURES = ("serving_default", "user_tower", "movie_tower", "score_pairs")  # required; score_grid is optional
 
 
 class ArtifactError(RecsysError):
@@ -67,6 +67,10 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
                     "hidden_dim": module.hidden_dim,
                     "dot_dim": module.dot_dim,
                 },
+                "score_grid": {
+                    "inputs": ["user_hidden", "user_dot", "user_bias", "movie_hidden", "movie_dot", "movie_bias"],
+                    "outputs": ["rating [users, movies]"],
+                },
             },
             **(extra or {}),
         }
@@ -93,6 +97,9 @@ class LoadedModel:
 
     def signature(self, name: str):
         return self.saved.signatures[name]
+
+    def has_signature(self, name: str) -> bool:
+        return name in self.saved.signatures
 
     def predict_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         return call_in_chunks(self.signature("serving_default"), features)

@@ -10,6 +10,9 @@ Signatures (all inputs batched on the first axis):
 - ``movie_tower``: raw movie features -> ``hidden`` [B,H], ``dot`` [B,D], ``bias`` [B]
 - ``score_pairs``: user_* and movie_* parts -> ``rating`` [B]; either side may have batch
   size 1 and is broadcast against the other (one user against all movies).
+- ``score_grid``: user_* parts of U users and movie_* parts of M movies -> ``rating`` [U, M],
+  every user against every movie (what the precompute job calls; artifacts exported
+  before it existed lack it, and the job falls back to ``score_pairs``).
 """
 
 from __future__ import annotations
@@ -69,10 +72,16 @@ class ServingModule(tf.Module):
             movie = dict(zip(PART_NAMES, (movie_hidden, movie_dot, movie_bias), strict=True))
             return {"rating": self.model.finish(self.model.score_parts(user, movie))}
 
+        def score_grid(user_hidden, user_dot, user_bias, movie_hidden, movie_dot, movie_bias):
+            user = dict(zip(PART_NAMES, (user_hidden, user_dot, user_bias), strict=True))
+            movie = dict(zip(PART_NAMES, (movie_hidden, movie_dot, movie_bias), strict=True))
+            return {"rating": self.model.finish(self.model.score_grid(user, movie))}
+
         self.serving_default = tf.function(serve, input_signature=_specs(PAIR_INPUTS))
         self.user_tower = tf.function(user_tower, input_signature=_specs(USER_INPUTS))
         self.movie_tower = tf.function(movie_tower, input_signature=_specs(MOVIE_INPUTS))
         self.score_pairs = tf.function(score_pairs, input_signature=part_specs)
+        self.score_grid = tf.function(score_grid, input_signature=part_specs)
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
         return {
@@ -80,6 +89,7 @@ class ServingModule(tf.Module):
             "user_tower": self.user_tower.get_concrete_function(),
             "movie_tower": self.movie_tower.get_concrete_function(),
             "score_pairs": self.score_pairs.get_concrete_function(),
+            "score_grid": self.score_grid.get_concrete_function(),
         }
 
 
