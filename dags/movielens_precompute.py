@@ -122,7 +122,7 @@ def movielens_precompute() -> None:
 
     @task(outlets=[PUBLISHED_RANKING], execution_timeout=timedelta(minutes=10))
     def publish(precompute_run: int, rows: list[int]) -> dict:
-        """Validate the complete run and flip the published pointer in one transaction.
+        """Check the run is complete (each shard was checked when written) and publish it atomically.
 
         ``rows`` (the mapped shards' results) is taken only so that publishing waits for
         every shard; the library re-counts the rows itself.

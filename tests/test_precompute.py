@@ -98,6 +98,51 @@ def test_failed_run_leaves_previous_ranking(db_engine, champion):
         assert status.scalar() == "failed"
 
 
+def test_grid_scoring_equals_one_user_at_a_time(db_engine, champion, monkeypatch):
+    """score_grid (blocks of users) and the score_pairs fallback of older artifacts agree."""
+    from recsys.scoring.precompute import ShardScorer
+
+    scorer = ShardScorer(_artifact(db_engine, champion), load_movielens(db_engine))
+    users = scorer.user_ids[:40]
+    grid = scorer.score(users)
+    monkeypatch.setattr(scorer.model, "has_signature", lambda name: False)
+    np.testing.assert_allclose(grid, scorer.score(users), atol=1e-5)
+
+
+def test_a_failed_shard_write_stops_the_run_and_keeps_the_ranking(db_engine, champion, monkeypatch):
+    if published(db_engine) is None:
+        precompute(db_engine, shards=2, model_version=champion)
+    before, digest = published(db_engine), ranking_digest(db_engine)
+    real = publish.write_shard
+
+    def failing(engine, run_id, shard, *args):
+        if shard == 1:
+            raise PublishError("disk full (simulated)")
+        return real(engine, run_id, shard, *args)
+
+    monkeypatch.setattr(publish, "write_shard", failing)
+    with pytest.raises(PublishError, match="simulated"):
+        precompute(db_engine, shards=4, workers=1, model_version=champion)
+    assert published(db_engine) == before and ranking_digest(db_engine) == digest
+    with db_engine.connect() as conn:
+        status, error = conn.execute(
+            sa.text("SELECT status, error FROM recsys.precompute_runs ORDER BY run_id DESC LIMIT 1")
+        ).one()
+    assert status == "failed" and "simulated" in error
+
+
+def test_a_run_missing_users_is_not_published(db_engine, champion):
+    before = published(db_engine)
+    run_id = publish.start_run(db_engine, champion, 1)
+    movies = np.arange(1, MOVIES + 1)
+    few = np.array([1, 2, 3])  # a shard writer that lost most of its users
+    publish.write_shard(db_engine, run_id, 0, few, movies, np.full((3, MOVIES), 3.0, dtype=np.float32))
+    with pytest.raises(PublishError, match=f"has {3 * MOVIES} rows; expected {USERS * MOVIES}"):
+        publish.publish_run(db_engine, run_id)
+    publish.fail_run(db_engine, run_id, "test done")
+    assert published(db_engine) == before
+
+
 def test_shard_retry_is_idempotent(db_engine, champion):
     run_id = publish.start_run(db_engine, champion, 2)
     first = score_shard(db_engine, run_id, 1)

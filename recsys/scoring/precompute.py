@@ -15,7 +15,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import logging  # noqa: E402
 import time  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from functools import cached_property  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PARITY_SAMPLE = 256  # pairs per shard re-scored with serving_default
 PARITY_TOLERANCE = 1e-4
+GRID_USERS = 32  # users per score_grid call: measured 1.47 s for all pairs, 1.55 s at 16
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,19 @@ class ShardScorer:
     def score(self, user_ids: np.ndarray) -> np.ndarray:
         """Scores [len(user_ids), len(movie_ids)]: the user tower once per user, the pair part per pair.
 
-        One ``score_pairs`` call per user, with the user side as a batch of one that the model
-        broadcasts against all movies: measured 2.3x faster than tiling both sides into
-        pair-sized arrays, which costs more memory traffic than the pair part itself.
+        ``score_grid`` scores a block of users against all movies per call (one batched
+        matmul per MLP layer for all ensemble members). Artifacts exported before it existed
+        get one ``score_pairs`` call per user, the user side broadcast against all movies.
         """
         users = self._tower("user_tower", self.users.loc[user_ids])
-        fn = self.model.signature("score_pairs")
         movies = self.movie_parts
         out = np.empty((len(user_ids), len(self.movie_ids)), dtype=np.float32)
-        for row in range(len(user_ids)):
-            user = {f"user_{k}": v[row : row + 1] for k, v in users.items()}
-            out[row] = fn(**user, **movies)["rating"].numpy()
+        grid = self.model.has_signature("score_grid")
+        fn = self.model.signature("score_grid" if grid else "score_pairs")
+        step = GRID_USERS if grid else 1
+        for start in range(0, len(user_ids), step):
+            block = {f"user_{k}": v[start : start + step] for k, v in users.items()}
+            out[start : start + step] = fn(**block, **movies)["rating"].numpy()
         return out
 
     def check_parity(self, user_ids: np.ndarray, scores: np.ndarray, seed: int) -> float:
@@ -124,30 +127,52 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
     return ShardScorer(artifact_uri(engine, run.model_version), load_movielens(engine))
 
 
+def scored_shard(scorer: ShardScorer, run: sa.Row, shard: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user_ids, scores) of one shard, checked against the full model on a sample of pairs."""
+    user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
+    scores = scorer.score(user_ids)
+    if len(user_ids):
+        gap = scorer.check_parity(user_ids, scores, seed=run.run_id * 1000 + shard)
+        if gap > PARITY_TOLERANCE:
+            raise PublishError(f"shard {shard}: tower scores differ from the model by {gap:.2e}")
+    return user_ids, scores
+
+
 def score_shard(engine: sa.Engine, run_id: int, shard: int, scorer: ShardScorer | None = None) -> int:
     """Score and write one shard; safe to retry (the shard's table is replaced whole)."""
     run = publish.run_info(engine, run_id)
     scorer = scorer or load_scorer(engine, run_id)
-    user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
-    scores = scorer.score(user_ids)
-    if len(user_ids):
-        gap = scorer.check_parity(user_ids, scores, seed=run_id * 1000 + shard)
-        if gap > PARITY_TOLERANCE:
-            raise PublishError(f"shard {shard}: tower scores differ from the model by {gap:.2e}")
+    user_ids, scores = scored_shard(scorer, run, shard)
     return publish.write_shard(engine, run_id, shard, user_ids, scorer.movie_ids, scores)
 
 
 def precompute(
-    engine: sa.Engine, *, shards: int = 4, workers: int = 2, keep: int = 2, model_version: str | None = None
+    engine: sa.Engine, *, shards: int = 8, workers: int = 2, keep: int = 2, model_version: str | None = None
 ) -> PrecomputeResult:
-    """The whole nightly job in one process: start, score shards in parallel, publish, clean up."""
+    """The whole nightly job in one process: start, score and write shards, publish, clean up.
+
+    A pipeline: this thread scores one shard after another (TensorFlow already spreads one
+    shard over every core), and up to ``workers`` threads write the scored shards
+    (rank, encode, COPY, index, check), so writing shard k overlaps scoring shard k+1.
+    More, smaller shards shorten the last write, which nothing overlaps.
+    """
     started = time.perf_counter()
     run_id = publish.start_run(engine, model_version, shards)
     try:
         scorer = load_scorer(engine, run_id)
         loaded = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            list(pool.map(lambda s: score_shard(engine, run_id, s, scorer), range(shards)))
+        run = publish.run_info(engine, run_id)
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="write-shard") as writers:
+            writes: list[Future] = []
+            for shard in range(shards):
+                for done in (w for w in writes if w.done()):
+                    done.result()  # a failed write stops the run before more scoring
+                user_ids, scores = scored_shard(scorer, run, shard)
+                writes.append(
+                    writers.submit(publish.write_shard, engine, run_id, shard, user_ids, scorer.movie_ids, scores)
+                )
+            for write in writes:
+                write.result()
         published = publish.publish_run(engine, run_id)
     except BaseException as exc:
         publish.fail_run(engine, run_id, f"{type(exc).__name__}: {exc}")

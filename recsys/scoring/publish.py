@@ -6,10 +6,11 @@ A run owns a partitioned table ``recsys.ranked_scores_r<run>`` that is *not* att
 transaction: create, COPY, index, check, attach to the run's table. Re-running a shard
 replaces its leaf, so shards are idempotent and retryable on any worker.
 
-Publishing is one transaction: attach the run's table to ``recsys.ranked_scores`` and move
-the ``recsys.published_ranking`` pointer. Readers select through the pointer in the same
-statement as the scores, so each query sees one complete ranking. A run that fails at any
-point never moves the pointer: the previous ranking stays published.
+Publishing attaches the run's table to ``recsys.ranked_scores``, waits for queries that
+started before, then moves the ``recsys.published_ranking`` pointer (``publish_run`` says
+why in two steps). Readers select through the pointer in the same statement as the
+scores, so each query sees one complete ranking. A run that fails at any point never
+moves the pointer: the previous ranking stays published.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ def write_shard(
     _check_shard_input(run, shard, user_ids, movie_ids, scores)
     with engine.begin() as conn:
         seen = _seen_mask(conn, user_ids, movie_ids)
-        ranks = _ranks(scores, seen)
-        payload = _encode(user_ids, movie_ids, scores, ranks, seen)
+        ranks, order = _ranks(scores, seen)
+        payload = _encode(user_ids, movie_ids, scores, ranks, order)
         table = shard_table(run_id, shard)
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         version = conn.execute(sa.text("SELECT quote_literal(CAST(:v AS text))"), {"v": run.model_version}).scalar()
@@ -145,7 +146,9 @@ def write_shard(
             view, chunk = memoryview(payload), 8 << 20
             for start in range(0, len(view), chunk):
                 copy.write(view[start : start + chunk])
-        conn.execute(sa.text(f"CREATE INDEX ON {table} (user_id, rank)"))
+        # Unique: a user's ranks can never repeat, checked by the index build itself.
+        conn.execute(sa.text(f"CREATE UNIQUE INDEX ON {table} (user_id, rank)"))
+        _check_leaf(conn, table, shard, user_ids, len(movie_ids))
         conn.execute(sa.text(f"ANALYZE {table}"))
         conn.execute(sa.text(f"ALTER TABLE {run_table(run_id)} ATTACH PARTITION {table} FOR VALUES IN ({shard})"))
         conn.execute(
@@ -176,7 +179,7 @@ def publish_run(engine: sa.Engine, run_id: int) -> PublishedRun:
         try:
             with engine.begin() as conn:
                 run = _publishable(conn, run_id)
-                rows = _validate(conn, run)
+                rows = _check_complete(conn, run)
                 if not _is_attached(conn, run_id):
                     conn.execute(
                         sa.text(
@@ -394,33 +397,32 @@ def _seen_mask(conn: sa.Connection, user_ids: np.ndarray, movie_ids: np.ndarray)
     return seen
 
 
-def _ranks(scores: np.ndarray, seen: np.ndarray) -> np.ndarray:
+def _ranks(scores: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """1-based rank among unseen movies by score, ties broken by the lower movie id; 0 = seen.
 
     ``movie_ids`` are sorted ascending, so a stable sort on the negated score breaks ties
-    by movie id deterministically.
+    by movie id deterministically. Also returns that sort order (per user: unseen movies
+    by rank, then seen movies), which is the order the rows are written in.
     """
     keyed = np.where(seen, np.inf, -scores.astype(np.float64))
     order = np.argsort(keyed, axis=1, kind="stable")
     ranks = np.empty_like(order, dtype=np.int32)
     np.put_along_axis(ranks, order, np.arange(1, scores.shape[1] + 1, dtype=np.int32)[None, :], axis=1)
-    return np.where(seen, 0, ranks)
+    return np.where(seen, 0, ranks), order
 
 
 def _encode(
-    user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ranks: np.ndarray, seen: np.ndarray
+    user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ranks: np.ndarray, order: np.ndarray
 ) -> bytes:
     """Rows sorted by (user, rank), seen movies last, so each user's top-k sits in a few pages."""
     n_users, n_movies = scores.shape
-    order = np.argsort(np.where(seen, n_movies + 1, ranks), axis=1, kind="stable")
     flat_users = np.repeat(user_ids, n_movies)
     flat_movies = movie_ids[order].ravel()
     flat_scores = np.take_along_axis(scores, order, axis=1).ravel()
     flat_ranks = np.take_along_axis(ranks, order, axis=1).ravel()
-    flat_seen = np.take_along_axis(seen, order, axis=1).ravel()
     batches = []
     for is_seen in (False, True):
-        pick = flat_seen == is_seen
+        pick = flat_ranks == 0 if is_seen else flat_ranks > 0
         batches.append(
             copy_binary.encode(
                 [
@@ -442,35 +444,47 @@ def _join_copy_payloads(payloads: list[bytes]) -> bytes:
     return copy_binary.HEADER + b"".join(p[header:-trailer] for p in payloads) + copy_binary.TRAILER
 
 
-def _validate(conn: sa.Connection, run: sa.Row) -> int:
-    """The checks a reader relies on, run on the unpublished table before it goes live."""
+def _check_leaf(conn: sa.Connection, table: str, shard: int, user_ids: np.ndarray, movies: int) -> None:
+    """What a reader relies on, checked on the shard's leaf before it is attached.
+
+    Every user of the shard has one row per movie and ranks 1..n over exactly its n unseen
+    movies (unique by the index, so min 1 and max n make them contiguous), and no score is
+    NaN or out of range. Checked per shard inside the shard's transaction, so it runs while
+    the next shard is scored instead of as one scan of the whole run at publish time.
+    """
+    low, high = SCORE_RANGE
+    per_user = conn.execute(
+        sa.text(
+            f"SELECT user_id, count(*) AS movies, count(rank) AS ranked, count(*) FILTER (WHERE NOT seen) AS unseen, "
+            f"coalesce(min(rank), 1) AS lo, coalesce(max(rank), 0) AS hi, "
+            f"count(*) FILTER (WHERE score = 'NaN' OR score < :low OR score > :high) AS bad_scores "
+            f"FROM {table} GROUP BY user_id"
+        ),
+        {"low": low, "high": high},
+    ).all()
+    if sorted(r.user_id for r in per_user) != sorted(user_ids.tolist()):
+        raise PublishError(f"shard {shard}: the written users differ from the shard's {len(user_ids)} users")
+    broken = [r for r in per_user if r.movies != movies or r.ranked != r.unseen or r.lo != 1 or r.hi != r.ranked]
+    if broken:
+        raise PublishError(f"shard {shard}: {len(broken)} user(s) have non-contiguous ranks or missing movies")
+    bad = sum(r.bad_scores for r in per_user)
+    if bad:
+        raise PublishError(f"shard {shard}: {bad} NaN or out-of-range scores")
+
+
+def _check_complete(conn: sa.Connection, run: sa.Row) -> int:
+    """Every shard was checked when written; here only that they add up to every user x movie."""
     table = run_table(run.run_id)
     stats = conn.execute(
         sa.text(
-            f"SELECT count(*) AS rows, count(DISTINCT user_id) AS users, "
-            f"count(*) FILTER (WHERE score = 'NaN' OR score < :low OR score > :high) AS bad_scores, "
-            f"(SELECT count(*) FROM recsys.users) AS all_users, (SELECT count(*) FROM recsys.movies) AS all_movies "
-            f"FROM {table}"
-        ),
-        {"low": SCORE_RANGE[0], "high": SCORE_RANGE[1]},
+            f"SELECT (SELECT count(*) FROM {table}) AS rows, (SELECT count(*) FROM recsys.users) AS all_users, "
+            f"(SELECT count(*) FROM recsys.movies) AS all_movies"
+        )
     ).one()
     expected = stats.all_users * stats.all_movies
-    if stats.rows != expected or stats.users != stats.all_users:
+    if stats.rows != expected:
         raise PublishError(
-            f"run {run.run_id} has {stats.rows} rows for {stats.users} users; expected {expected} "
+            f"run {run.run_id} has {stats.rows} rows; expected {expected} "
             f"({stats.all_users} users x {stats.all_movies} movies)"
         )
-    if stats.bad_scores:
-        raise PublishError(f"run {run.run_id} has {stats.bad_scores} NaN or out-of-range scores")
-    broken = conn.execute(
-        sa.text(
-            f"SELECT count(*) FROM (SELECT user_id, count(rank) AS n, count(DISTINCT rank) AS d, "
-            f"min(rank) AS lo, max(rank) AS hi, "
-            f"count(*) FILTER (WHERE NOT seen) AS unseen, count(*) AS movies FROM {table} GROUP BY user_id) u "
-            f"WHERE n <> unseen OR d <> n OR movies <> :movies OR (n > 0 AND (lo <> 1 OR hi <> n))"
-        ),
-        {"movies": stats.all_movies},
-    ).scalar_one()
-    if broken:
-        raise PublishError(f"run {run.run_id}: {broken} user(s) have non-contiguous ranks or missing movies")
     return stats.rows
