@@ -46,7 +46,7 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         module = trained.module
-        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        tf.saved_model.save(_artifact_root(module), str(staging), signatures=module.signatures())
         metadata = {
             "format": "recsys-ranker/1",
             "config": trained.config.to_json(),
@@ -81,6 +81,26 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _artifact_root(module) -> tf.Module:
+    """What the SavedModel holds: the weights, the lookup tables and the serving functions.
+
+    Saving the ``ServingModule`` itself would also serialise every Keras layer's own traced
+    call functions, which no consumer calls: for a 5-member model, 528 functions in a
+    7.4 MB graph that took 6.1-7.2 s to load, against 2.5-3.3 s for this root with the
+    same outputs. Every precompute shard in Airflow is a new process that pays the load.
+    """
+    root = tf.Module(name="ranker")
+    root.weights = list(module.model.variables)
+    root.tables = [
+        node
+        for node in tf.train.TrackableView(module).descendants()
+        if isinstance(node, tf.saved_model.experimental.TrackableResource)
+    ]
+    for name in module.signatures():
+        setattr(root, name, getattr(module, name))
+    return root
 
 
 def _describe(spec: dict[str, tf.DType]) -> dict[str, str]:
