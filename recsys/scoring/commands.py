@@ -31,7 +31,7 @@ def precompute_command(args: argparse.Namespace) -> int:
     )
     print(
         f"published run {result.run_id}: {result.rows:,} pairs scored with model {result.model_version} "
-        f"in {result.seconds:.1f} s: {result.load_seconds:.1f} s loading the model, then "
+        f"in {result.seconds:.1f} s: {result.load_seconds:.1f} s loading and warming up the model, then "
         f"{result.pairs_per_second:,.0f} pairs/s scoring, writing and publishing"
     )
     return 0
