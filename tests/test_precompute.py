@@ -131,6 +131,20 @@ def test_a_failed_shard_write_stops_the_run_and_keeps_the_ranking(db_engine, cha
     assert status == "failed" and "simulated" in error
 
 
+def test_scores_that_disagree_with_the_model_are_never_published(db_engine, champion, monkeypatch):
+    """The parity sample catches a scoring path that drifts from serving_default."""
+    from recsys.scoring.precompute import ShardScorer
+
+    if published(db_engine) is None:
+        precompute(db_engine, shards=2, model_version=champion)
+    before, digest = published(db_engine), ranking_digest(db_engine)
+    real = ShardScorer.score
+    monkeypatch.setattr(ShardScorer, "score", lambda self, users: real(self, users) + np.float32(0.01))
+    with pytest.raises(PublishError, match="tower scores differ from the model by 1.0"):
+        precompute(db_engine, shards=2, model_version=champion)
+    assert published(db_engine) == before and ranking_digest(db_engine) == digest
+
+
 def test_a_run_missing_users_is_not_published(db_engine, champion):
     before = published(db_engine)
     run_id = publish.start_run(db_engine, champion, 1)

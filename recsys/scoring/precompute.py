@@ -139,23 +139,23 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
     return scorer
 
 
-def scored_shard(scorer: ShardScorer, run: sa.Row, shard: int) -> tuple[np.ndarray, np.ndarray]:
-    """(user_ids, scores) of one shard, checked against the full model on a sample of pairs."""
-    user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
-    scores = scorer.score(user_ids)
+def check_and_write(
+    engine: sa.Engine, scorer: ShardScorer, run: sa.Row, shard: int, user_ids: np.ndarray, scores: np.ndarray
+) -> int:
+    """Check a scored shard against the full model on a sample of pairs, then write it."""
     if len(user_ids):
         gap = scorer.check_parity(user_ids, scores, seed=run.run_id * 1000 + shard)
         if gap > PARITY_TOLERANCE:
             raise PublishError(f"shard {shard}: tower scores differ from the model by {gap:.2e}")
-    return user_ids, scores
+    return publish.write_shard(engine, run.run_id, shard, user_ids, scorer.movie_ids, scores)
 
 
 def score_shard(engine: sa.Engine, run_id: int, shard: int, scorer: ShardScorer | None = None) -> int:
-    """Score and write one shard; safe to retry (the shard's table is replaced whole)."""
+    """Score, check and write one shard; safe to retry (the shard's table is replaced whole)."""
     run = publish.run_info(engine, run_id)
     scorer = scorer or load_scorer(engine, run_id)
-    user_ids, scores = scored_shard(scorer, run, shard)
-    return publish.write_shard(engine, run_id, shard, user_ids, scorer.movie_ids, scores)
+    user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
+    return check_and_write(engine, scorer, run, shard, user_ids, scorer.score(user_ids))
 
 
 def precompute(
@@ -164,9 +164,9 @@ def precompute(
     """The whole nightly job in one process: start, score and write shards, publish, clean up.
 
     A pipeline: this thread scores one shard after another (TensorFlow already spreads one
-    shard over every core), and up to ``workers`` threads write the scored shards
-    (rank, encode, COPY, index, check), so writing shard k overlaps scoring shard k+1.
-    More, smaller shards shorten the last write, which nothing overlaps.
+    shard over every core), and up to ``workers`` threads check and write the scored shards
+    (parity sample, rank, encode, COPY, index, check), so writing shard k overlaps scoring
+    shard k+1. More, smaller shards shorten the last write, which nothing overlaps.
     """
     started = time.perf_counter()
     run_id = publish.start_run(engine, model_version, shards)
@@ -179,10 +179,9 @@ def precompute(
             for shard in range(shards):
                 for done in (w for w in writes if w.done()):
                     done.result()  # a failed write stops the run before more scoring
-                user_ids, scores = scored_shard(scorer, run, shard)
-                writes.append(
-                    writers.submit(publish.write_shard, engine, run_id, shard, user_ids, scorer.movie_ids, scores)
-                )
+                user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
+                scores = scorer.score(user_ids)
+                writes.append(writers.submit(check_and_write, engine, scorer, run, shard, user_ids, scores))
             for write in writes:
                 write.result()
         published = publish.publish_run(engine, run_id)
