@@ -67,6 +67,25 @@ def test_unknown_titles_and_ids_are_reported_not_dropped(conn):
     assert sorted(c.movie_id for c in result.ranked) == [1, 2]
 
 
+def test_reported_lists_follow_the_request_order(conn):
+    titles = ["zz none", "Chasing Amy (1997)", "aa none", "Heat (1995)", "mm none", "CHASING AMY (1997)"]
+    result = rerank(conn, 17, titles, [99_999, 2, 88_888])
+    assert result.unknown_titles == ["zz none", "aa none", "mm none"]
+    assert [a.title for a in result.ambiguous_titles] == ["Chasing Amy (1997)", "CHASING AMY (1997)"]
+    assert result.unknown_movie_ids == [99_999, 88_888]
+
+
+def test_exact_matches_win_else_every_case_insensitive_match(current_baseline):  # noqa: F811
+    with current_baseline.engine.connect() as conn:  # owner role; rolled back at the end
+        conn.execute(sa.text("INSERT INTO recsys.movies (movie_id, title) VALUES (99997, 'HEAT (1995)')"))
+        exact = rerank(conn, 17, ["Heat (1995)"])
+        folded = rerank(conn, 17, ["heat (1995)"])
+        conn.rollback()
+    assert [c.movie_id for c in exact.ranked] == [273] and not exact.ambiguous_titles
+    assert [(a.title, a.movie_ids) for a in folded.ambiguous_titles] == [("heat (1995)", [273, 99997])]
+    assert folded.unscored_movie_ids == [99997]  # added after the run
+
+
 def test_duplicates_are_answered_once_and_reported(conn):
     titles = ["Heat (1995)", "Heat (1995)", "  heat (1995) ", "GoldenEye (1995)", "Heat (1995)"]
     result = rerank(conn, 17, titles, [273, 273, 2])

@@ -1,6 +1,13 @@
 """``recsys serve``: run the lookup API under uvicorn (hooked into recsys/cli.py).
 
 Also runnable on its own: ``python -m recsys.api.commands serve --port 8000``.
+
+The event loop and HTTP parser are named, not ``auto``: uvloop and httptools are direct
+dependencies, and ``auto`` would fall back silently to asyncio and h11 (pure Python) in an
+install that lacks them. Measured here (2 workers, top-10 lookups, before the other
+optimisations): asyncio + h11 cost 1.7-2.7 ms of API CPU per request against 1.0-1.1 ms
+with uvloop + httptools, and gave a 44 ms p50 at one client (22 req/s), where h11's
+separate header and body writes meet delayed ACKs; uvloop + httptools: 1.9 ms, 416 req/s.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ def serve_command(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        loop="uvloop",
+        http="httptools",
         log_level=args.log_level,
         access_log=args.access_log,
         limit_concurrency=512,  # beyond this uvicorn answers 503 instead of queueing without bound

@@ -1,14 +1,22 @@
 """Request-size and rate limits, both enforced before any endpoint code or database call.
 
-Body size: uvicorn has no limit of its own, so a pure ASGI middleware reads the body up to
-``max_body_bytes`` (refusing early on a larger Content-Length) and replays it to the app;
-memory per request is bounded and an oversized body gets 413 without being parsed.
+Body size: uvicorn has no limit of its own, so a pure ASGI middleware refuses a declared
+Content-Length over ``max_body_bytes`` at once (413, nothing read). A body with a
+Content-Length at or under the limit passes through untouched: the HTTP parser delivers
+exactly that many bytes. Only a chunked body, whose size is not declared, is read up to
+the limit and replayed to the app; memory per request is bounded and an oversized body
+gets 413 without being parsed.
 
-Rate: the `limits` library (moving window, storage in memory or Redis) in a pure ASGI
-middleware, per client address. slowapi wraps the same library but cost ~0.3 ms per
-request here (route matching and header bookkeeping on every call, a quarter of a top-10
-lookup); a `limits` hit costs ~5 us. Counters live in each worker's memory unless
-``rate_limit_storage`` points at Redis, so with N workers a client may get up to N times
+Rate: a moving window per client address, in a pure ASGI middleware. With the default
+in-memory storage it is ``MemoryMovingWindow`` below, not the `limits` library's memory
+storage: that one starts a ``threading.Timer`` every 10 ms to expire entries, and the
+timer thread competes for the GIL with the event loop. With it, 8 clients asking for
+top-10 lookups cost the API 470-480 us of CPU per request against 360-420 us, and p99
+was 7.4-9.2 ms against 5.6-6.4 ms (before the other optimisations: 750 against 480-580
+us, and a p99 of 39 ms against 15 ms). A shared storage (``rate_limit_storage`` =
+redis://...) still goes through `limits`. slowapi wraps the same library and cost
+~0.3 ms per request here (route matching and header bookkeeping on every call).
+In-memory counters live in each worker, so with N workers a client may get up to N times
 the limit; that is fine for what this is for (one runaway client must not starve the
 rest), and documented.
 """
@@ -16,6 +24,8 @@ rest), and documented.
 from __future__ import annotations
 
 import json
+import time
+from collections import deque
 
 from fastapi import FastAPI
 from limits import RateLimitItem, parse_many, storage, strategies
@@ -35,9 +45,12 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _body_headers(scope)
         if declared is not None and declared > self.max_bytes:
             await self._reject(send)
+            return
+        if not chunked:  # no body, or exactly `declared` bytes: the HTTP parser enforces the framing
+            await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -69,14 +82,56 @@ class BodySizeLimit:
         await _send_json(send, 413, "body_too_large", detail, {"connection": "close"})  # the rest is never read
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """(Content-Length, or None if absent or unreadable; whether Transfer-Encoding is present)."""
+    declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                chunked = True  # unreadable: count what actually arrives
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
+
+
+class MemoryMovingWindow:
+    """`limits`' moving window (a hit is allowed if fewer than ``amount`` hits were
+    allowed in the last ``expiry`` seconds), kept in this process with no background thread.
+
+    One deque of hit times per (limit, client), trimmed on each hit, so it never holds
+    more than ``amount`` entries; clients idle for longer than every window are dropped by
+    a sweep at most once per longest window. A hit is a few microseconds.
+    """
+
+    def __init__(self, limits: list[RateLimitItem]) -> None:
+        self.windows = [(item.amount, float(item.get_expiry())) for item in limits]
+        self.longest = max((expiry for _, expiry in self.windows), default=1.0)
+        self.logs: dict[tuple[int, str], deque[float]] = {}
+        self.next_sweep = time.monotonic() + self.longest
+
+    def hit(self, index: int, key: str) -> bool:
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self._sweep(now)
+        amount, expiry = self.windows[index]
+        log = self.logs.get((index, key))
+        if log is None:
+            log = self.logs[(index, key)] = deque()
+        horizon = now - expiry
+        while log and log[0] <= horizon:
+            log.popleft()
+        if len(log) >= amount:
+            return False
+        log.append(now)
+        return True
+
+    def _sweep(self, now: float) -> None:
+        horizon = now - self.longest
+        for key in [key for key, log in self.logs.items() if not log or log[-1] <= horizon]:
+            del self.logs[key]
+        self.next_sweep = now + self.longest
 
 
 class RateLimit:
@@ -85,16 +140,25 @@ class RateLimit:
     def __init__(self, app: ASGIApp, limits: list[RateLimitItem], storage_uri: str) -> None:
         self.app = app
         self.limits = limits
-        self.limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        self.memory = MemoryMovingWindow(limits) if storage_uri.startswith("memory://") else None
+        self.limiter = (
+            None if self.memory else strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
+        )
+
+    def _allowed(self, key: str) -> RateLimitItem | None:
+        """None if this hit is allowed, else the limit it exceeds (earlier limits count it)."""
+        for index, item in enumerate(self.limits):
+            if not (self.memory.hit(index, key) if self.memory else self.limiter.hit(item, key)):
+                return item
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             client = scope.get("client")
-            key = client[0] if client else "unknown"
-            for item in self.limits:
-                if not self.limiter.hit(item, key):
-                    await _send_json(send, 429, "rate_limited", f"rate limit exceeded: {item}", {"retry-after": "1"})
-                    return
+            exceeded = self._allowed(client[0] if client else "unknown")
+            if exceeded is not None:
+                await _send_json(send, 429, "rate_limited", f"rate limit exceeded: {exceeded}", {"retry-after": "1"})
+                return
         await self.app(scope, receive, send)
 
 

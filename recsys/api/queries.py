@@ -1,16 +1,34 @@
-"""The API's read queries other than rerank (which lives in recsys.scoring.rerank).
+"""The API's read queries, each answering with the JSON document of its response model.
 
 Each answer is one statement, so it comes from one snapshot of one published run.
 All values are bound parameters.
+
+The documents are plain dicts in the field order of the models in ``schemas`` and are
+serialised by pydantic's own serialiser (``json_response``), so the bytes are those
+FastAPI produced from the models (tests compare them); the models stay the OpenAPI
+contract (``response_model``). Building the models and letting FastAPI validate them
+again and serialise them cost, measured in-process: 24 us for a top-10 answer against
+8 us for the dict, and 344 us against 206 us for a rerank of 100 candidates (145 us of
+which is ``build_result``, shared with the rerank DAG).
 """
 
 from __future__ import annotations
 
-import psycopg
-from psycopg.rows import namedtuple_row
+from typing import Any
 
-from recsys.api import schemas
-from recsys.scoring.rerank import NoPublishedRanking, UnknownUser
+from psycopg_pool import AsyncConnectionPool
+from pydantic_core import to_json
+from starlette.responses import Response
+
+from recsys.api.db import fetch
+from recsys.scoring.rerank import (
+    RERANK_SQL,
+    NoPublishedRanking,
+    RerankResult,
+    UnknownUser,
+    build_result,
+    rerank_params,
+)
 
 TOP_K_SQL = """
 WITH pub AS MATERIALIZED (
@@ -45,47 +63,80 @@ LIMIT %(limit)s
 READY_SQL = "SELECT run_id, model_version, published_at FROM recsys.published_ranking"
 
 
-async def top_k(conn: psycopg.AsyncConnection, user_id: int, k: int) -> schemas.TopKResponse:
-    cur = await conn.cursor(row_factory=namedtuple_row).execute(TOP_K_SQL, {"user_id": user_id, "k": k})
-    rows = await cur.fetchall()
+def json_response(document: Any) -> Response:
+    """A 200 with ``document`` serialised as pydantic serialises the response models."""
+    return Response(to_json(document), media_type="application/json")
+
+
+async def top_k(pool: AsyncConnectionPool, user_id: int, k: int) -> dict[str, Any]:
+    """``schemas.TopKResponse``."""
+    rows = await fetch(pool, TOP_K_SQL, {"user_id": user_id, "k": k})
     if not rows:
         raise NoPublishedRanking()
-    first = rows[0]
-    if not first.user_known:
-        raise UnknownUser(user_id, first.run_id)
+    run_id, model_version, published_at, user_known = rows[0][:4]
+    if not user_known:
+        raise UnknownUser(user_id, run_id)
     recommendations = [
-        schemas.Recommendation(
-            rank=r.rank, movie_id=r.movie_id, title=r.title, genres=list(r.genres or []), score=float(r.score)
-        )
-        for r in rows
-        if r.movie_id is not None
+        {"rank": rank, "movie_id": movie_id, "title": title, "genres": genres or [], "score": float(score)}
+        for *_, rank, movie_id, title, genres, score in rows
+        if movie_id is not None
     ]
-    return schemas.TopKResponse(
-        user_id=user_id,
-        k=k,
-        model_version=first.model_version,
-        run_id=first.run_id,
-        published_at=first.published_at,
-        recommendations=recommendations,
-    )
+    return {
+        "model_version": model_version,
+        "run_id": run_id,
+        "published_at": published_at,
+        "user_id": user_id,
+        "k": k,
+        "recommendations": recommendations,
+    }
 
 
-async def search_movies(conn: psycopg.AsyncConnection, title: str, limit: int) -> schemas.MovieSearchResponse:
-    """Case-insensitive substring search (no LIKE, so % and _ in the query are literal)."""
-    cur = await conn.cursor(row_factory=namedtuple_row).execute(MOVIES_SQL, {"q": title, "limit": limit})
-    rows = await cur.fetchall()
+async def rerank(pool: AsyncConnectionPool, user_id: int, titles: list[str], movie_ids: list[int]) -> dict[str, Any]:
+    """``schemas.RerankResponse``: ``recsys.scoring.rerank``'s statement and result, as a document."""
+    params, duplicates = rerank_params(user_id, titles, movie_ids)
+    rows = await fetch(pool, RERANK_SQL, params)
+    return rerank_document(build_result(int(user_id), rows, duplicates))
+
+
+def rerank_document(result: RerankResult) -> dict[str, Any]:
+    return {
+        "model_version": result.model_version,
+        "run_id": result.run_id,
+        "published_at": result.published_at,
+        "user_id": result.user_id,
+        "ranked": [
+            {
+                "movie_id": c.movie_id,
+                "title": c.title,
+                "genres": c.genres,
+                "score": c.score,
+                "rank": c.rank,
+                "seen": c.seen,
+            }
+            for c in result.ranked
+        ],
+        "unknown_titles": result.unknown_titles,
+        "ambiguous_titles": [{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles],
+        "unknown_movie_ids": result.unknown_movie_ids,
+        "unscored_movie_ids": result.unscored_movie_ids,
+        "duplicates": result.duplicates,
+    }
+
+
+async def search_movies(pool: AsyncConnectionPool, title: str, limit: int) -> dict[str, Any]:
+    """``schemas.MovieSearchResponse``: case-insensitive substring search (no LIKE, so % and _ are literal)."""
+    rows = await fetch(pool, MOVIES_SQL, {"q": title, "limit": limit})
     movies = [
-        schemas.Movie(movie_id=r.movie_id, title=r.title, release_year=r.release_year, genres=list(r.genres or []))
-        for r in rows
+        {"movie_id": movie_id, "title": t, "release_year": year, "genres": genres or []}
+        for movie_id, t, year, genres in rows
     ]
-    return schemas.MovieSearchResponse(query=title, movies=movies)
+    return {"query": title, "movies": movies}
 
 
-async def ready(conn: psycopg.AsyncConnection) -> schemas.Ready:
-    cur = await conn.cursor(row_factory=namedtuple_row).execute(READY_SQL)
-    row = await cur.fetchone()
-    if row is None:
+async def ready(pool: AsyncConnectionPool) -> dict[str, Any]:
+    """``schemas.Ready``."""
+    rows = await fetch(pool, READY_SQL)
+    if not rows:
         raise NoPublishedRanking()
-    return schemas.Ready(
-        status="ready", model_version=row.model_version, run_id=row.run_id, published_at=row.published_at
-    )
+    run_id, model_version, published_at = rows[0]
+    return {"status": "ready", "model_version": model_version, "run_id": run_id, "published_at": published_at}

@@ -86,7 +86,11 @@ class RerankResult:
 # the user's rows of the published run: one index range scan of those rows, hashed against
 # the candidates (the leaves have no (user_id, movie_id) index, so that scan, ~0.3 ms for
 # 1,682 movies, is the floor). The part-0 row always exists when a run is published and
-# says whether the user is in it. psycopg placeholders: run by the driver.
+# says whether the user is in it. psycopg placeholders: run by the driver. Against the
+# previous statement (exact titles hash-joined against every movie, a second probe per
+# title for the case-insensitive fallback, the user's scores in their own CTE), measured
+# in a loop of 100-title requests (generic plans): 0.69-0.70 ms of PostgreSQL CPU per
+# request against 0.75-0.84 ms; the rows are the same.
 #
 # Rows are (part, position, ...): part 0 is the run, 1 a requested title, 2 a requested
 # id; position is the item's place in the request. build_result sorts by them, so lists
@@ -95,8 +99,8 @@ class RerankResult:
 #
 # The candidates arrive as two text parameters, a JSON array of titles and an integer
 # array literal, not as Python lists: psycopg quotes a list into an array literal element
-# by element in Python (~9 % of the API's CPU for 100 titles, py-spy), json.dumps is C,
-# and PostgreSQL parses either in microseconds.
+# by element in Python, 190 us of the API's CPU for 100 titles, where json.dumps (C)
+# takes ~11 us and passing the text ~1 us; PostgreSQL parses either in microseconds.
 RERANK_SQL = """
 WITH pub AS MATERIALIZED (
     SELECT run_id, model_version, published_at FROM recsys.published_ranking LIMIT 1  -- a singleton; tells the planner

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from recsys.api import queries, schemas
-from recsys.api.db import Conn
+from recsys.api.db import get_pool
 
 router = APIRouter(tags=["health"], responses=schemas.error_responses(413, 429))
 
@@ -21,5 +22,5 @@ async def health() -> schemas.Health:
     summary="Readiness: the database answers and a ranking is published",
     responses=schemas.error_responses(503),
 )
-async def ready(conn: Conn) -> schemas.Ready:
-    return await queries.ready(conn)
+async def ready(request: Request) -> Response:
+    return queries.json_response(await queries.ready(get_pool(request)))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
 from recsys.api import queries, schemas
-from recsys.api.db import Conn
+from recsys.api.db import get_pool
 
 router = APIRouter(tags=["movies"], responses=schemas.error_responses(413, 422, 429, 503))
 SearchTitle = Annotated[
@@ -21,6 +22,6 @@ SearchTitle = Annotated[
     summary="Find movies by title (exact matches first; duplicates all listed)",
 )
 async def search_movies(
-    conn: Conn, title: SearchTitle, limit: Annotated[int, Query(ge=1, le=100)] = 20
-) -> schemas.MovieSearchResponse:
-    return await queries.search_movies(conn, title, limit)
+    request: Request, title: SearchTitle, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> Response:
+    return queries.json_response(await queries.search_movies(get_pool(request), title, limit))

@@ -1,14 +1,19 @@
-"""Top-k lookup and candidate reranking, both read from the published ranking only."""
+"""Top-k lookup and candidate reranking, both read from the published ranking only.
+
+The endpoints return the serialised document (``queries.json_response``); the models in
+``response_model`` document the contract (OpenAPI) and are what the bodies are tested
+against (see ``recsys.api.queries`` for why they are not built per request).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request
+from starlette.responses import Response
 
 from recsys.api import queries, schemas
-from recsys.api.db import Conn
-from recsys.scoring.rerank import rerank_async
+from recsys.api.db import get_pool
 
 router = APIRouter(tags=["recommendations"], responses=schemas.error_responses(404, 413, 422, 429, 503))
 RERANK_EXAMPLES = {
@@ -33,11 +38,11 @@ RERANK_EXAMPLES = {
     summary="A user's top-k unseen movies from the published ranking",
 )
 async def recommendations(
-    conn: Conn,
+    request: Request,
     user_id: Annotated[int, Path(ge=1, le=schemas.PG_INT_MAX, examples=[17])],
     k: Annotated[int, Query(ge=1, le=1000, description="How many movies.")] = 10,
-) -> schemas.TopKResponse:
-    return await queries.top_k(conn, user_id, k)
+) -> Response:
+    return queries.json_response(await queries.top_k(get_pool(request), user_id, k))
 
 
 @router.post(
@@ -52,7 +57,7 @@ async def recommendations(
     responses=schemas.error_responses(400),
 )
 async def ranked_recommendation(
-    conn: Conn, request: Annotated[schemas.RerankRequest, Body(openapi_examples=RERANK_EXAMPLES)]
-) -> schemas.RerankResponse:
-    result = await rerank_async(conn, request.user_id, request.candidate_movies, request.candidate_movie_ids)
-    return schemas.RerankResponse.model_validate(result, from_attributes=True)
+    request: Request, body: Annotated[schemas.RerankRequest, Body(openapi_examples=RERANK_EXAMPLES)]
+) -> Response:
+    document = await queries.rerank(get_pool(request), body.user_id, body.candidate_movies, body.candidate_movie_ids)
+    return queries.json_response(document)
