@@ -101,7 +101,13 @@ class ModelConfig(BaseModel):
 
 # The recipe of the issue's prototype plus what validation on u1's training slice favoured
 # (docs/MODEL.md, "How the hyperparameters were chosen").
-_FULL: dict[str, Any] = {"name": "full", "dropout": 0.4, "l2_embedding": 1e-4, "ensemble_size": 5}
+_FULL: dict[str, Any] = {
+    "name": "full",
+    "hidden_layers": (128,),
+    "dropout": 0.4,
+    "l2_embedding": 1e-4,
+    "ensemble_size": 5,
+}
 
 # The original design: two towers of side-feature embeddings, concatenated into
 # Dense(256)-Dense(64)-Dense(1), Adagrad(0.1), batch 8192, three epochs, nothing else.
