@@ -99,7 +99,8 @@ def with_ranking(db_engine, tiny_champion) -> None:
     ("moment", "pattern"),
     [
         ("writing a shard", "COPY recsys.ranked_scores_r%"),
-        ("publishing", "%FROM recsys.ranked_scores_r% GROUP BY user_id%"),
+        ("checking a written shard", "%FROM recsys.ranked_scores_r%_s% GROUP BY user_id%"),
+        ("publishing", "%(SELECT count(*) FROM recsys.ranked_scores_r%) AS rows%"),
     ],
 )
 def test_precompute_killed(db_url, db_engine, tiny_champion, with_ranking, moment, pattern):

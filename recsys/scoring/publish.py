@@ -127,7 +127,6 @@ def write_shard(
         payload = _encode(user_ids, movie_ids, scores, ranks, order)
         table = shard_table(run_id, shard)
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-        version = conn.execute(sa.text("SELECT quote_literal(CAST(:v AS text))"), {"v": run.model_version}).scalar()
         conn.execute(
             sa.text(
                 f"CREATE TABLE {table} (LIKE recsys.ranked_scores INCLUDING ALL, "
@@ -137,8 +136,7 @@ def write_shard(
         # Constant columns come from defaults: the COPY stream carries only what varies.
         conn.execute(
             sa.text(
-                f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, "
-                f"ALTER shard SET DEFAULT {int(shard)}, ALTER model_version SET DEFAULT {version}"
+                f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, ALTER shard SET DEFAULT {int(shard)}"
             )
         )
         columns = "user_id, movie_id, score, rank, seen"
