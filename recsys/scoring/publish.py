@@ -135,9 +135,7 @@ def write_shard(
         )
         # Constant columns come from defaults: the COPY stream carries only what varies.
         conn.execute(
-            sa.text(
-                f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, ALTER shard SET DEFAULT {int(shard)}"
-            )
+            sa.text(f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, ALTER shard SET DEFAULT {int(shard)}")
         )
         columns = "user_id, movie_id, score, rank, seen"
         with conn.connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary, FREEZE)") as copy:
