@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 PARITY_SAMPLE = 256  # pairs per shard re-scored with serving_default
 PARITY_TOLERANCE = 1e-4
-GRID_USERS = 32  # users per score_grid call: measured 1.47 s for all pairs, 1.55 s at 16
+GRID_USERS = 32  # users per score_grid call; 8 to 128 all took 0.74-0.97 s for every pair of ML-100K
 
 
 @dataclass(frozen=True)
