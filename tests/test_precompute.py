@@ -145,6 +145,20 @@ def test_scores_that_disagree_with_the_model_are_never_published(db_engine, cham
     assert published(db_engine) == before and ranking_digest(db_engine) == digest
 
 
+def test_a_shard_whose_rows_are_misplaced_is_refused(db_engine, champion, monkeypatch):
+    """Rows read back by (user, rank) must carry the movie and score ranked there."""
+    real = publish._encode
+    monkeypatch.setattr(publish, "_encode", lambda users, movies, *rest: real(users, movies[::-1], *rest))
+    run_id = publish.start_run(db_engine, champion, 1)
+    users, movies = np.array([1, 2, 3]), np.arange(1, MOVIES + 1)
+    scores = np.random.default_rng(0).uniform(1, 5, (3, MOVIES))
+    with pytest.raises(PublishError, match="reads back as"):
+        publish.write_shard(db_engine, run_id, 0, users, movies, scores)
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.shard_table(run_id, 0)}).scalar() is None
+    publish.fail_run(db_engine, run_id, "test done")
+
+
 def test_a_run_missing_users_is_not_published(db_engine, champion):
     before = published(db_engine)
     run_id = publish.start_run(db_engine, champion, 1)
