@@ -253,7 +253,15 @@ def test_cleanup_keeps_the_newest_superseded_runs(db_engine, champion):
                 "AND r.status IN ('superseded', 'published', 'running'))"
             )
         ).scalar()
+        attached = conn.execute(
+            sa.text(
+                "SELECT array_agg(c.relname::text) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'recsys.ranked_scores'::regclass"
+            )
+        ).scalar()
     assert kept <= 2 and orphans == 0
+    # only the published run stays attached: readers' plans need not lock the others
+    assert attached == [f"ranked_scores_r{published(db_engine).run_id}"]
 
 
 def _rated(engine: sa.Engine, user_id: int) -> int:

@@ -290,9 +290,16 @@ def fail_run(engine: sa.Engine, run_id: int, error: str) -> None:
 
 
 def cleanup(engine: sa.Engine, keep: int = 2) -> list[int]:
-    """Drop the tables of failed runs and of all but the ``keep`` newest superseded runs.
+    """Detach superseded runs; drop failed runs and all but the ``keep`` newest superseded ones.
 
-    Old partitions are detached CONCURRENTLY (no lock that blocks readers), then dropped.
+    Only the published run stays attached to ``recsys.ranked_scores``. Readers never reach
+    a superseded run (they follow the pointer), but every attached leaf costs each lookup:
+    a generic plan locks all partitions before pruning them, and with three runs of eight
+    shards attached the API's top-10 lookup cost PostgreSQL 555 us of CPU against 253 us
+    with one (1,609 against 2,802 req/s, p99 18.9 against 6.6 ms at 8 clients). Kept runs
+    stay as tables of their own (``recsys.ranked_scores_r<run>``) for analysis. Partitions
+    are detached CONCURRENTLY (no lock that blocks readers, and it waits for queries that
+    may still read them).
     """
     if keep < 0:
         raise PublishError(f"keep must be >= 0, got {keep}")
@@ -318,6 +325,12 @@ def cleanup(engine: sa.Engine, keep: int = 2) -> list[int]:
                 )
             ).scalars()
         )
+        superseded = conn.execute(
+            sa.text("SELECT run_id FROM recsys.precompute_runs WHERE status = 'superseded'")
+        ).scalars()
+        retired = sorted(r for r in superseded if f"ranked_scores_r{r}" in attached and r not in doomed)
+    for run_id in retired:
+        _detach_run_table(engine, run_id)
     dropped = []
     for run_id in sorted(doomed):
         _drop_run_table(engine, run_id, attached=f"ranked_scores_r{run_id}" in attached)
@@ -354,11 +367,16 @@ def publish_scores(engine: sa.Engine, model_version: str, scores: pd.DataFrame, 
 
 
 def _drop_run_table(engine: sa.Engine, run_id: int, *, attached: bool) -> None:
+    if attached:
+        _detach_run_table(engine, run_id)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        if attached:
-            conn.execute(sa.text(f"ALTER TABLE recsys.ranked_scores DETACH PARTITION {run_table(run_id)} CONCURRENTLY"))
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {run_table(run_id)}"))
     log.info("dropped the tables of precompute run %d", run_id)
+
+
+def _detach_run_table(engine: sa.Engine, run_id: int) -> None:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"ALTER TABLE recsys.ranked_scores DETACH PARTITION {run_table(run_id)} CONCURRENTLY"))
 
 
 def _check_shard_input(
