@@ -85,9 +85,9 @@ class ShardScorer:
     def score(self, user_ids: np.ndarray) -> np.ndarray:
         """Scores [len(user_ids), len(movie_ids)]: the user tower once per user, the pair part per pair.
 
-        ``score_grid`` scores a block of users against all movies per call (one batched
-        matmul per MLP layer for all ensemble members). Artifacts exported before it existed
-        get one ``score_pairs`` call per user, the user side broadcast against all movies.
+        ``score_grid`` scores a block of ``GRID_USERS`` users against all movies per call.
+        Artifacts exported before it existed get one ``score_pairs`` call per user, the user
+        side broadcast against all movies.
         """
         users = self._tower("user_tower", self.users.loc[user_ids])
         movies = self.movie_parts
@@ -133,7 +133,7 @@ def artifact_uri(engine: sa.Engine, model_version: str) -> str:
     return uri
 
 
-_loaded: dict[tuple, ShardScorer] = {}  # at most one: the last model and feature store loaded
+_last: tuple[tuple, ShardScorer] | None = None  # (key, scorer) of the last model and feature store loaded
 _loading = threading.Lock()
 
 
@@ -149,13 +149,13 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
     with engine.connect() as conn:
         dataset = conn.execute(sa.text("SELECT max(dataset_id) FROM recsys.datasets")).scalar()
     key = (engine.url.render_as_string(hide_password=True), artifact_uri(engine, run.model_version), dataset)
+    global _last
     with _loading:
-        if key not in _loaded:
+        if _last is None or _last[0] != key:
             scorer = ShardScorer(key[1], load_movielens(engine))
             scorer.warm_up()
-            _loaded.clear()
-            _loaded[key] = scorer
-        return _loaded[key]
+            _last = (key, scorer)
+        return _last[1]
 
 
 def check_and_write(
