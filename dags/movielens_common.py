@@ -19,6 +19,10 @@ from airflow.sdk import Asset
 CONN_ID = "recsys_db"
 OWNER = "recsys"
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+# The weekly retrain's holdout: the newest 10% of ratings. The CLI's default is
+# recsys.model.commands.DEFAULT_HOLDOUT; tests/test_dags.py checks the two agree (a DAG
+# file may not import recsys at parse time).
+DEFAULT_HOLDOUT = "temporal:0.1"
 
 # Assets: URIs in a project scheme (no Airflow normaliser applies), named for the UI.
 FEATURE_STORE = Asset(

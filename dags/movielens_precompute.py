@@ -33,9 +33,9 @@ ranking in `recsys.ranked_scores` (read through `recsys.current_ranked_scores` a
 |---|---|
 | `start_run` | records a run in `recsys.precompute_runs` and creates its (unattached, invisible) table |
 | `plan_shards` | the shard numbers, `0..shards-1` (users are split by `user_id % shards`) |
-| `score_shard` ×N | **dynamic task mapping**, one task per shard: loads the SavedModel, scores the shard's users × all movies, writes the shard's table. Idempotent: a retry replaces the shard whole |
-| `publish` | checks the run is complete (rows = users × movies, no NaN, scores in range, ranks contiguous) and flips the pointer in **one transaction**; emits **`movielens_published_ranking`** |
-| `validate` | re-checks the ranking readers now see through the published views |
+| `score_shard` ×N | **dynamic task mapping**, one task per shard: loads the SavedModel, scores the shard's users × all movies (a ranking score and a predicted rating per pair), writes the shard's table. Idempotent: a retry replaces the shard whole |
+| `publish` | checks the run is complete (rows = users × movies; each shard was checked when written: finite ranking scores, predicted ratings within 1–5, ranks contiguous) and flips the pointer in **one transaction**; emits **`movielens_published_ranking`** |
+| `validate` | re-checks the ranking readers now see through the published views: every pair, finite ranking scores (`score`, any range), predicted ratings within 1–5 (or empty for a ranking published before migration 0007), contiguous ranks |
 | `cleanup` | drops failed runs and all but `keep` superseded rankings |
 | `mark_failed` | runs only if a shard or the publish failed (`one_failed`): marks the run failed and drops its tables. **The previous ranking stays published.** |
 
@@ -146,7 +146,8 @@ def movielens_precompute() -> None:
 
     @task(execution_timeout=timedelta(minutes=10))
     def validate(published: dict) -> dict:
-        """Check what readers see: the published run, users x movies rows, finite scores, ranks 1..n."""
+        """Check what readers see: the published run, users x movies rows, ranks 1..n, finite ranking
+        scores (any range), predicted ratings within 1-5 or NULL (a run published before migration 0007)."""
         import sqlalchemy as sa
 
         from recsys.db.engine import make_engine
@@ -157,7 +158,9 @@ def movielens_precompute() -> None:
                 seen = conn.execute(
                     sa.text(
                         "SELECT (SELECT run_id FROM recsys.published_ranking) AS run_id, count(*) AS rows, "
-                        "count(*) FILTER (WHERE score = 'NaN' OR score < 0 OR score > 6) AS bad_scores, "
+                        "count(*) FILTER (WHERE score IN ('NaN', 'Infinity', '-Infinity')) AS bad_scores, "
+                        "count(*) FILTER (WHERE predicted_rating = 'NaN' OR predicted_rating < 1 "
+                        "OR predicted_rating > 5) AS bad_ratings, "
                         "(SELECT count(*) FROM recsys.users) * (SELECT count(*) FROM recsys.movies) AS expected "
                         "FROM recsys.current_ranked_scores"
                     )
@@ -177,7 +180,9 @@ def movielens_precompute() -> None:
         if seen.rows != seen.expected:
             problems.append(f"{seen.rows} rows, expected users x movies = {seen.expected}")
         if seen.bad_scores:
-            problems.append(f"{seen.bad_scores} NaN or out-of-range scores")
+            problems.append(f"{seen.bad_scores} NaN or infinite ranking scores")
+        if seen.bad_ratings:
+            problems.append(f"{seen.bad_ratings} NaN or predicted ratings outside 1-5")
         if gaps:
             problems.append(f"{gaps} user(s) with non-contiguous ranks")
         if problems:

@@ -34,8 +34,12 @@ DOC_MD = f"""
 
 Give a `user_id` and a list of `candidate_movies` — **titles** (strings, e.g.
 `"Star Wars (1977)"`, case-insensitive) and/or **movie ids** (integers) — and optionally `k`.
-The candidates are sorted by the user's score in the **published ranking** (the same data
-the lookup API serves; nothing is re-scored). Titles are not unique in MovieLens: a title
+The candidates are sorted in the order of the **published ranking** (the same data the
+lookup API serves; nothing is re-scored): the user's unseen movies by their `rank` (highest
+ranking `score` first), then the movies the user has already rated (no rank), by `score`
+the same way. Each movie has two numbers: `score`, the ranking score (orders the list,
+higher first; not a rating), and `predicted_rating`, the predicted rating 1–5 (empty for a
+ranking published before migration 0007). Titles are not unique in MovieLens: a title
 that matches several movies is reported as *ambiguous* (with the ids to use instead), one
 that matches nothing as *unknown*; neither stops the request.
 
@@ -167,6 +171,7 @@ def movielens_rerank() -> None:
                     "movie_id": c.movie_id,
                     "title": c.title,
                     "score": round(c.score, 6),
+                    "predicted_rating": None if c.predicted_rating is None else round(c.predicted_rating, 6),
                     "rank": c.rank,
                     "seen": c.seen,
                 }
@@ -213,8 +218,9 @@ def _store(conn: Any, context: Any, request: dict, result: Any, ranked: list) ->
     if ranked:
         conn.execute(
             sa.text(
-                "INSERT INTO recsys.rerank_results (request_id, position, movie_id, title, score, rank, seen) "
-                "VALUES (:request_id, :position, :movie_id, :title, :score, :rank, :seen)"
+                "INSERT INTO recsys.rerank_results (request_id, position, movie_id, title, score, rank, seen, "
+                "predicted_rating) VALUES (:request_id, :position, :movie_id, :title, :score, :rank, :seen, "
+                ":predicted_rating)"
             ),
             [
                 {
@@ -225,6 +231,7 @@ def _store(conn: Any, context: Any, request: dict, result: Any, ranked: list) ->
                     "score": c.score,
                     "rank": c.rank,
                     "seen": c.seen,
+                    "predicted_rating": c.predicted_rating,
                 }
                 for i, c in enumerate(ranked, start=1)
             ],  # fmt: skip

@@ -11,6 +11,7 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 from movielens_common import (
     CHAMPION_MODEL,
+    DEFAULT_HOLDOUT,
     FEATURE_STORE,
     START_DATE,
     default_args,
@@ -18,28 +19,32 @@ from movielens_common import (
     user_errors_fail_fast,
 )
 
-PRESETS = ["full", "seed_faithful", "tiny"]
+PRESETS = ["full", "seed_faithful", "tiny", "ids_only"]
 # Canonical folds, or a seeded random / temporal split; never a file path from the UI.
 SPLIT_PATTERN = r"^(u[1-5]|ua|ub|random:0?\.[0-9]{1,6}:[0-9]{1,9}|temporal:0?\.[0-9]{1,6})$"
 
 DOC_MD = """
 ### Train → evaluate → register → promotion gate
 
-Trains a **challenger** on the current feature store (split `split`, hyperparameters
-`preset`), evaluates it on the split's test part, exports it as a SavedModel under
-`RECSYS_HOME/artifacts` and registers it in `recsys.model_versions`. It becomes
-**champion** only if its RMSE is no worse than the current champion's + `tolerance`
-(on the same split); otherwise it is recorded as *rejected* with the reason, and the
-champion and the published ranking stay as they are.
+Trains a **challenger** on the training part of the holdout split `split` (by default
+the newest 10% of ratings are held out), measures it on the holdout — the full-catalogue
+top-10 list (Recall@10) and the rating error (RMSE) — and applies the promotion gate: it
+becomes **champion** only if its Recall@10 is no worse than the champion's − `recall_tolerance`
+*and* its RMSE no worse than the champion's + `tolerance` (on the same split); otherwise it
+is recorded as *rejected*, with the reason naming both, and the champion and the published
+ranking stay as they are. A model that can win is **refit on every rating** (same
+hyperparameters, the epochs the holdout chose) and that refit is exported under
+`RECSYS_HOME/artifacts` and served; the registry row keeps the holdout metrics and the refit.
 
 | task | what it does |
 |---|---|
-| `train_and_register` | `recsys.model.pipeline.train_and_register()`: all-or-nothing (no registry row without an artifact and vice versa) |
+| `train_and_register` | `recsys.model.pipeline.train_and_register()`: holdout → gate → refit → export → register, all-or-nothing (no registry row without an artifact and vice versa) |
 | `champion_promoted` | emits the **`movielens_champion_model`** asset event when the new model won, which triggers `movielens_precompute`; *skipped* otherwise |
 
 Schedule: Sundays 03:00 UTC, and after every ingestion that loaded new data.
-Params: `preset` (`full`, `seed_faithful`, `tiny`), `split` (`u1`..`u5`, `ua`, `ub`,
-`random:FRACTION:SEED`, `temporal:FRACTION`), `tolerance` (RMSE slack vs. the champion).
+Params: `preset` (`full`, `seed_faithful`, `tiny`, `ids_only`), `split` (`temporal:FRACTION`,
+`u1`..`u5`, `ua`, `ub`, `random:FRACTION:SEED`), `tolerance` (RMSE slack vs. the champion),
+`recall_tolerance` (Recall@10 slack vs. the champion).
 """
 
 
@@ -59,9 +64,17 @@ Params: `preset` (`full`, `seed_faithful`, `tiny`), `split` (`u1`..`u5`, `ua`, `
     tags=["recsys", "movielens", "model"],
     params={
         "preset": Param("full", type="string", enum=PRESETS, title="Preset", description="Model hyperparameters"),
-        "split": Param("u1", type="string", pattern=SPLIT_PATTERN, maxLength=40, title="Split"),
+        "split": Param(DEFAULT_HOLDOUT, type="string", pattern=SPLIT_PATTERN, maxLength=40, title="Holdout split"),
         "tolerance": Param(
             0.0, type="number", minimum=0, maximum=1, title="Tolerance", description="RMSE slack vs. the champion"
+        ),
+        "recall_tolerance": Param(
+            0.0,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Recall tolerance",
+            description="Recall@10 slack vs. the champion",
         ),
     },
 )
@@ -77,6 +90,7 @@ def movielens_train() -> None:
         from recsys.db.store import load_movielens
         from recsys.model.config import load_config
         from recsys.model.pipeline import train_and_register as run
+        from recsys.model.registry import Gate
 
         params = get_current_context()["params"]
         engine = make_engine(recsys_db_url())
@@ -90,7 +104,7 @@ def movielens_train() -> None:
                     cfg,
                     engine,
                     get_settings().artifacts_path,
-                    tolerance=float(params["tolerance"]),
+                    gate=Gate(float(params["tolerance"]), float(params["recall_tolerance"])),
                     promote=True,
                     verbose=0,
                 )
@@ -126,7 +140,12 @@ def movielens_train() -> None:
         if champion is None or champion.version_id != decision["version_id"]:
             current = champion.version_id if champion else None
             raise AirflowSkipException(f"{decision['version_id']} is no longer champion (now: {current})")
-        event = {"version_id": champion.version_id, "rmse": decision["metrics"].get("rmse"), "split": champion.split}
+        event = {
+            "version_id": champion.version_id,
+            "recall@10": decision["metrics"].get("recall@10"),
+            "rmse": decision["metrics"].get("rmse"),
+            "split": champion.split,
+        }
         get_current_context()["outlet_events"][CHAMPION_MODEL].extra = event
         return event
 

@@ -235,7 +235,8 @@ def render_status(status: dict[str, Any]) -> str:
         parts.append(
             f"<p>Ranking of precompute run <b>{published['run_id']}</b> (model <code>"
             f"{html.escape(str(published['model_version']))}</code>), published {published['published_at']}: "
-            f"{published['rows']:,} scores for {published['users']} users × {published['movies']} movies.</p>"
+            f"{published['rows']:,} user × movie pairs ({published['users']} users × {published['movies']} movies), "
+            "each with a ranking score (orders each user's list) and, since migration 0007, a predicted rating (1-5).</p>"
         )
     else:
         parts.append("<p class='bad'>No ranking is published yet: run <code>movielens_precompute</code>.</p>")

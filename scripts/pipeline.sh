@@ -6,8 +6,8 @@
 # Database: RECSYS_DATABASE_URL, or the project-managed PostgreSQL (`recsys db url`). Airflow's
 # metadata goes to a database `airflow` on the same server (never SQLite), AIRFLOW_HOME is
 # .local/airflow, and the DAGs reach recsys only through AIRFLOW_CONN_RECSYS_DB.
-# Knobs: RECSYS_TRAIN_PRESET (full | seed_faithful | tiny; default full), RECSYS_TRAIN_SPLIT
-# (default u1), RECSYS_PRECOMPUTE_SHARDS (default 4), RECSYS_NO_SERVE=1 (stop after precompute).
+# Knobs: RECSYS_TRAIN_PRESET (full | seed_faithful | tiny | ids_only; default full), RECSYS_TRAIN_SPLIT
+# (the gate's holdout; default the DAG's, temporal:0.1), RECSYS_PRECOMPUTE_SHARDS (default 4), RECSYS_NO_SERVE=1 (stop after precompute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/airflow_env.sh
@@ -33,7 +33,10 @@ echo "AIRFLOW_HOME:      $AIRFLOW_HOME  (task logs: $LOGS)"
 step "airflow db migrate" airflow db migrate
 step "movielens_ingest" airflow dags test movielens_ingest
 step "movielens_train" airflow dags test movielens_train \
-  -c "{\"preset\": \"${RECSYS_TRAIN_PRESET:-full}\", \"split\": \"${RECSYS_TRAIN_SPLIT:-u1}\"}"
+  -c "{\"preset\": \"${RECSYS_TRAIN_PRESET:-full}\", \"split\": \"${RECSYS_TRAIN_SPLIT:-temporal:0.1}\"}"
+# What the gate decided about the model just trained (a rejected model publishes nothing new).
+RECSYS_DATABASE_URL="$RECSYS_URL" recsys db query "SELECT version_id, status, decision_reason AS gate
+  FROM recsys.model_versions ORDER BY created_at DESC, version_id DESC LIMIT 1"
 step "movielens_precompute" airflow dags test movielens_precompute \
   -c "{\"shards\": ${RECSYS_PRECOMPUTE_SHARDS:-4}}"
 

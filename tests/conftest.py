@@ -112,8 +112,8 @@ def ranking_digest(engine: sa.Engine) -> tuple:
         return tuple(
             conn.execute(
                 sa.text(
-                    "SELECT count(*), sum(score::numeric), sum(rank), count(*) FILTER (WHERE seen), min(run_id), max(run_id) "
-                    "FROM recsys.current_ranked_scores"
+                    "SELECT count(*), sum(score::numeric), sum(rank), count(*) FILTER (WHERE seen), min(run_id), max(run_id), "
+                    "count(predicted_rating), sum(predicted_rating::numeric) FROM recsys.current_ranked_scores"
                 )
             ).one()
         )

@@ -92,7 +92,18 @@ def test_top_k_is_the_published_ranking(api: ApiServer, current_baseline: Publis
     assert [r["movie_id"] for r in body["recommendations"]] == expected.movie_id.tolist()
     assert [r["rank"] for r in body["recommendations"]] == list(range(1, 11))
     assert [np.float32(r["score"]) for r in body["recommendations"]] == expected.score.tolist()
+    assert [np.float32(r["predicted_rating"]) for r in body["recommendations"]] == expected.predicted_rating.tolist()
     assert all(r["title"] and isinstance(r["genres"], list) for r in body["recommendations"])
+
+
+def test_top_k_is_ordered_by_the_ranking_score_not_the_rating(api: ApiServer, current_baseline: Published):  # noqa: F811
+    recommendations = api.client.get("/users/17/recommendations?k=100").json()["recommendations"]
+    scores = [r["score"] for r in recommendations]
+    ratings = [r["predicted_rating"] for r in recommendations]
+    assert scores == sorted(scores, reverse=True)
+    assert ratings != sorted(ratings, reverse=True)  # the two numbers order differently here
+    assert all(1 <= r <= 5 for r in ratings)
+    assert scores != ratings  # two numbers, not one reported twice
 
 
 def test_top_k_sizes(api: ApiServer):  # noqa: F811
@@ -119,12 +130,41 @@ def test_rerank_original_payload(api: ApiServer, current_baseline: Published):  
     body = api.client.post(RERANK, json=ORIGINAL).json()
     assert body["user_id"] == 17 and body["model_version"] == current_baseline.version
     ranked = body["ranked"]
-    assert sorted(r["movie_id"] for r in ranked) == [1, 2, 273]
-    assert [r["score"] for r in ranked] == sorted((r["score"] for r in ranked), reverse=True)
+    assert [r["movie_id"] for r in ranked] == current_baseline.expected_rerank(17, [1, 2, 273])
     for r in ranked:
         assert np.float32(r["score"]) == current_baseline.score(17, r["movie_id"])
+        assert np.float32(r["predicted_rating"]) == current_baseline.rating(17, r["movie_id"])
         assert r["seen"] == ((17, r["movie_id"]) in current_baseline.seen)
     assert body["unknown_titles"] == [] and body["ambiguous_titles"] == [] and body["duplicates"] == []
+
+
+def test_rerank_order_is_the_published_rank_order(api: ApiServer, current_baseline: Published):  # noqa: F811
+    """Unseen candidates in the order of the published ranks (the top-k order), then the seen ones."""
+    user = 17
+    rated = sorted(m for u, m in current_baseline.seen if u == user)
+    candidates = sorted(set(range(3, 1683, 11)) | set(rated[:25]))
+    body = api.client.post(RERANK, json={"user_id": user, "candidate_movie_ids": candidates[::-1]}).json()
+    ranked = body["ranked"]
+    with current_baseline.engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT movie_id, rank FROM recsys.current_ranked_scores WHERE user_id = :u AND movie_id = ANY(:m) "
+                "ORDER BY rank NULLS LAST, score DESC, movie_id"
+            ),
+            {"u": user, "m": candidates},
+        ).all()
+    assert [(r["movie_id"], r["rank"]) for r in ranked] == [tuple(row) for row in stored]
+    assert [r["movie_id"] for r in ranked] == current_baseline.expected_rerank(user, candidates)
+    # the unseen ones come in the top-k lookup's order
+    top = api.client.get(f"/users/{user}/recommendations?k=1000").json()["recommendations"]
+    position = {r["movie_id"]: r["rank"] for r in top}
+    listed = [r["movie_id"] for r in ranked if r["movie_id"] in position]
+    assert len(listed) > 50 and listed == sorted(listed, key=position.__getitem__)
+    unseen = [r for r in ranked if not r["seen"]]
+    assert [r["movie_id"] for r in unseen] != [
+        r["movie_id"] for r in sorted(unseen, key=lambda r: (-r["predicted_rating"], r["movie_id"]))
+    ]  # ordering by the rating would be wrong here
+    assert all(r["seen"] for r in ranked[len(unseen) :]) and ranked[-1]["seen"]
 
 
 def test_rerank_integer_user_and_ids(api: ApiServer):  # noqa: F811

@@ -45,9 +45,23 @@ def test_top_k_document_serialises_as_the_model():
         "user_id": 17,
         "k": 3,
         "recommendations": [
-            {"rank": 1, "movie_id": 318, "title": "Schindler's List (1993)", "genres": ["Drama"], "score": 5.0},
-            {"rank": 2, "movie_id": 64, "title": 'Amélie 🎬 "漢字"', "genres": [], "score": 3.4451108},
-            {"rank": 3, "movie_id": 1, "title": "x", "genres": ["A", "B"], "score": 1.0},
+            {
+                "rank": 1,
+                "movie_id": 318,
+                "title": "Schindler's List (1993)",
+                "genres": ["Drama"],
+                "score": 15.25,
+                "predicted_rating": 5.0,
+            },
+            {
+                "rank": 2,
+                "movie_id": 64,
+                "title": 'Amélie 🎬 "漢字"',
+                "genres": [],
+                "score": -3.4451108,
+                "predicted_rating": 3.4451108,
+            },
+            {"rank": 3, "movie_id": 1, "title": "x", "genres": ["A", "B"], "score": -1e-45, "predicted_rating": None},
         ],
     }
     assert to_json(document) == model_bytes(schemas.TopKResponse, document)
@@ -57,8 +71,9 @@ def test_top_k_document_serialises_as_the_model():
 def test_rerank_document_serialises_as_the_model():
     result = RerankResult(17, 7, "v1", PUBLISHED_AT, duplicates=["Heat (1995)", 3])
     result.ranked = [
-        RankedCandidate(273, "Heat (1995)", ["Action"], 5.0, None, True),
-        RankedCandidate(2, "GoldenEye (1995)", [], 2.8430457, 1220, False),
+        RankedCandidate(273, "Heat (1995)", ["Action"], -7.5, None, True, 5.0),
+        RankedCandidate(2, "GoldenEye (1995)", [], 2.8430457, 1220, False, None),
+        RankedCandidate(1, "Toy Story (1995)", [], 1e20, 1, False, 1.0),
     ]
     result.unknown_titles = ["No Such Movie", "Amélie 🎬"]
     result.ambiguous_titles = [AmbiguousTitle("Chasing Amy (1997)", [246, 268])]

@@ -225,5 +225,7 @@ def test_publish_under_load_is_atomic_for_every_response(current_baseline: Publi
             assert len(body["ranked"]) == len(candidates)
             for r in body["ranked"]:
                 assert np.float32(r["score"]) == published[version].score(user, r["movie_id"])
+                assert np.float32(r["predicted_rating"]) == published[version].rating(user, r["movie_id"])
+            assert [r["movie_id"] for r in body["ranked"]] == published[version].expected_rerank(user, candidates)
     print(f"\n{len(records)} responses during the publish: {dict(versions)}")
     assert versions[old.version] > 0 and versions[new.version] > 0

@@ -346,6 +346,12 @@ def test_precompute_dag_publishes_a_complete_ranking(pipeline, engine: sa.Engine
         assert bad == 0
         seen = conn.execute(sa.text("SELECT count(*) FROM recsys.current_ranked_scores WHERE seen")).scalar()
         assert seen == 100_000
+        # both numbers of every pair: a predicted rating within 1-5 beside the ranking score
+        rated, low, high = conn.execute(
+            sa.text("SELECT count(predicted_rating), min(predicted_rating), max(predicted_rating) "
+                    "FROM recsys.current_ranked_scores")
+        ).one()  # fmt: skip
+        assert rated == 943 * 1682 and 1 <= low <= high <= 5
     assert xcom(dr, "validate") == {"run_id": run_id, "rows": 943 * 1682}
 
 
@@ -403,8 +409,6 @@ def test_rerank_dag_writes_and_returns_the_sorted_candidates(pipeline, dagbag, e
     result = xcom(dr, "rerank")
     run_id = published(engine)[0]
     assert result["precompute_run_id"] == run_id
-    scores = [r["score"] for r in result["ranked"]]
-    assert scores == sorted(scores, reverse=True)
     ranked_ids = {r["movie_id"] for r in result["ranked"]}
     assert {50, 1} <= ranked_ids  # Star Wars (1977) is id 50; fargo matched case-insensitively
     assert result["unknown_titles"] == ["No Such Movie (2099)"]
@@ -416,7 +420,8 @@ def test_rerank_dag_writes_and_returns_the_sorted_candidates(pipeline, dagbag, e
         ).one()
         rows = conn.execute(
             sa.text(
-                "SELECT r.position, r.movie_id, r.score, r.rank, s.rank AS published_rank "
+                "SELECT r.position, r.movie_id, r.score, r.predicted_rating, r.rank, s.rank AS published_rank, "
+                "s.score AS published_score, s.predicted_rating AS published_rating "
                 "FROM recsys.rerank_results r JOIN recsys.current_ranked_scores s "
                 "ON s.user_id = 42 AND s.movie_id = r.movie_id WHERE r.request_id = :r ORDER BY r.position"
             ),
@@ -426,6 +431,23 @@ def test_rerank_dag_writes_and_returns_the_sorted_candidates(pipeline, dagbag, e
     assert req.unknown_titles == ["No Such Movie (2099)"] and req.unknown_movie_ids == [99999]
     assert [r.movie_id for r in rows] == [r["movie_id"] for r in result["ranked"]]
     assert all(r.rank == r.published_rank for r in rows)  # the stored ranks are the published ones
+    assert all(r.score == r.published_score and r.predicted_rating == r.published_rating for r in rows)
+    assert all(1 <= r.predicted_rating <= 5 for r in rows)
+    assert [r["predicted_rating"] for r in result["ranked"]] == [round(r.predicted_rating, 6) for r in rows]
+    # the published order: unseen movies by rank, then the ones user 42 rated, by score
+    with engine.connect() as conn:
+        published_order = (
+            conn.execute(
+                sa.text(
+                    "SELECT movie_id FROM recsys.current_ranked_scores WHERE user_id = 42 AND movie_id = ANY(:m) "
+                    "ORDER BY rank NULLS LAST, score DESC, movie_id"
+                ),
+                {"m": [r.movie_id for r in rows]},
+            )
+            .scalars()
+            .all()
+        )
+    assert [r.movie_id for r in rows] == published_order
 
 
 @pytest.mark.slow

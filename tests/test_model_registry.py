@@ -27,14 +27,14 @@ def engine(empty_db_url: str):
     engine.dispose()
 
 
-def _register(engine, version_id: str, rmse: float, split: str = "u1", **kw):
+def _register(engine, version_id: str, rmse: float, split: str = "u1", recall: float = 0.4, **kw):
     return register_and_gate(
         engine,
         version_id=version_id,
         data_fingerprint="fp",
         split=split,
         config={"name": "test"},
-        metrics={"rmse": rmse},
+        metrics={"rmse": rmse, "recall@10": recall},
         artifact_uri=f"/artifacts/{version_id}",
         **kw,
     )
@@ -56,7 +56,7 @@ def test_promotion_gate(engine):
 
     worse = _register(engine, "v3", 0.94)
     assert worse.status == "rejected"
-    assert "0.9400 > champion v2's 0.9300" in worse.reason
+    assert "worse on the rating" in worse.reason and "RMSE 0.9400 > 0.9300" in worse.reason
     assert get_champion(engine).version_id == "v2", "the champion is untouched by a rejection"
     assert get_version(engine, "v3").decision_reason == worse.reason
 
@@ -72,7 +72,25 @@ def test_promotion_gate(engine):
         "v1": "retired", "v2": "retired", "v3": "rejected", "v4": "champion", "v5": "challenger", "v6": "rejected",
     }  # fmt: skip
     row = get_version(engine, "v4")
-    assert row.metrics == {"rmse": 0.935} and row.config == {"name": "test"} and row.split == "u1"
+    assert row.metrics == {"rmse": 0.935, "recall@10": 0.4} and row.config == {"name": "test"} and row.split == "u1"
+
+
+def test_gate_judges_the_list_and_the_rating(engine):
+    """Promoted only if no worse on both Recall@10 and RMSE; the reason names both."""
+    assert _register(engine, "v1", 0.90, recall=0.40).status == "champion"
+    worse_list = _register(engine, "v2", 0.85, recall=0.39)  # better rating, worse list
+    assert worse_list.status == "rejected"
+    assert "worse on the list" in worse_list.reason and "Recall@10 0.3900 < champion v1's 0.4000" in worse_list.reason
+    assert "RMSE 0.8500 <= 0.9000" in worse_list.reason
+    worse_rating = _register(engine, "v3", 0.91, recall=0.50)  # better list, worse rating
+    assert worse_rating.status == "rejected" and "worse on the rating" in worse_rating.reason
+    both = _register(engine, "v4", 0.95, recall=0.30)
+    assert "worse on the list and the rating" in both.reason
+    assert _register(engine, "v5", 0.90, recall=0.395, recall_tolerance=0.01).status == "champion"
+    assert get_champion(engine).version_id == "v5"
+    with pytest.raises(ConfigError, match="recall@10"):
+        register_and_gate(engine, version_id="v6", data_fingerprint="fp", split="u1", config={},
+                          metrics={"rmse": 0.8}, artifact_uri="/a")  # fmt: skip
 
 
 def test_gate_rejects_bad_arguments_without_writing(engine):
@@ -110,8 +128,16 @@ def test_train_and_register_then_bad_input_leaves_registry_unchanged(engine, ml,
     assert result.decision.status == "champion"
     row = get_champion(engine)
     assert row.version_id == result.version_id and row.data_fingerprint == OFFICIAL_UDATA_SHA256
-    assert row.config["name"] == "tiny" and 0.5 < row.metrics["rmse"] < 1.5 and "ndcg@10" in row.metrics
-    assert load_model(row.artifact_uri).metadata["version_id"] == row.version_id
+    assert row.config["name"] == "tiny" and 0.5 < row.metrics["rmse"] < 1.5
+    assert 0 < row.metrics["recall@10"] <= 1 and row.metrics["topn_users"] > 0 and "test_item_ndcg@10" in row.metrics
+    # The served artifact is the refit on every rating, with the epochs the holdout chose.
+    served = load_model(row.artifact_uri).metadata
+    assert served["version_id"] == row.version_id and served["refit"] is True and served["split"] == "all"
+    assert row.metrics["refit"]["ratings"] == len(ml.ratings) == 100_000
+    assert row.metrics["refit"]["member_epochs"] == row.metrics["member_epochs"] == served["member_epochs"]
+    assert row.metrics["refit"]["retrieval_epochs"] == row.metrics["retrieval_epochs"]
+    assert result.served.split == "all" and result.trained.split == "sample"
+    assert served["known_users"] == ml.ratings["user_id"].nunique() > split.train["user_id"].nunique()
     before = list_versions(engine)
     artifacts_before = sorted(tmp_path.iterdir())
 

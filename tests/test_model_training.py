@@ -25,6 +25,8 @@ from recsys.data.movielens import read_archive  # noqa: E402
 from recsys.data.splits import Split  # noqa: E402
 from recsys.errors import ConfigError, DataError, RecsysError  # noqa: E402
 from recsys.model.config import PRESETS, load_config, preset  # noqa: E402
+from recsys.model.inputs import pair_features  # noqa: E402
+from recsys.model.serving import call_in_chunks  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +150,7 @@ def test_cold_start_users_and_movies_get_sensible_scores(exported):
 
 
 def test_tower_split_equals_full_model(exported, trained, sample):
-    """user_tower once per user + movie_tower once per movie + score_pairs == serving_default."""
+    """user_tower once per user + movie_tower once per movie + score_pairs == serving_default, for both outputs."""
     import tensorflow as tf
 
     pairs = sample.test[:300]
@@ -157,29 +159,37 @@ def test_tower_split_equals_full_model(exported, trained, sample):
     movie_cols = ("movie_id", "title", "genres", "release_year")
     user = exported.signature("user_tower")(**{k: tf.constant(feats[k]) for k in user_cols})
     movie = exported.signature("movie_tower")(**{k: tf.constant(feats[k]) for k in movie_cols})
+    assert user["query"].shape[1] == movie["candidate"].shape[1] > 0, "the tiny preset has a list head"
     parts = {f"user_{k}": v for k, v in user.items()} | {f"movie_{k}": v for k, v in movie.items()}
-    split_scores = exported.signature("score_pairs")(**parts)["rating"].numpy()
-    full = exported.predict_features(feats)
-    np.testing.assert_allclose(split_scores, full, atol=1e-5)
+    serving = exported.signature("serving_default")
+    for key in ("rating", "score"):
+        split_scores = exported.signature("score_pairs")(**parts)[key].numpy()
+        full = call_in_chunks(serving, feats, key)
+        np.testing.assert_allclose(split_scores, full, atol=1e-5)
 
-    # One user against many movies: the user's parts (batch 1) broadcast over the movies.
-    one = {f"user_{k}": v[:1] for k, v in user.items()}
-    broadcast = exported.signature("score_pairs")(**one, **{f"movie_{k}": v for k, v in movie.items()})["rating"]
-    same_user = pairs.assign(user_id=pairs["user_id"].iloc[0])
-    np.testing.assert_allclose(broadcast.numpy(), exported.predict(same_user, trained.users, trained.movies), atol=1e-5)
+        # One user against many movies: the user's parts (batch 1) broadcast over the movies.
+        one = {f"user_{k}": v[:1] for k, v in user.items()}
+        broadcast = exported.signature("score_pairs")(**one, **{f"movie_{k}": v for k, v in movie.items()})[key]
+        same_user = pairs.assign(user_id=pairs["user_id"].iloc[0])
+        expected_one = call_in_chunks(serving, pair_features(same_user, trained.users, trained.movies), key)
+        np.testing.assert_allclose(broadcast.numpy(), expected_one, atol=1e-5)
 
-    # Every user against every movie in one call: grid[i, j] scores (user i, movie j).
-    grid = exported.signature("score_grid")(**parts)["rating"].numpy()
-    assert grid.shape == (len(pairs), len(pairs))
-    every_pair = pd.DataFrame(
-        {
-            "user_id": np.repeat(pairs["user_id"].to_numpy(), len(pairs)),
-            "movie_id": np.tile(pairs["movie_id"], len(pairs)),
-        }
-    )
-    expected = exported.predict(every_pair, trained.users, trained.movies).reshape(len(pairs), len(pairs))
-    np.testing.assert_allclose(grid, expected, atol=1e-5)
-    np.testing.assert_allclose(np.diag(grid), full, atol=1e-5)
+        # Every user against every movie in one call: grid[i, j] scores (user i, movie j).
+        grid = exported.signature("score_grid")(**parts)[key].numpy()
+        assert grid.shape == (len(pairs), len(pairs))
+        every_pair = pd.DataFrame(
+            {
+                "user_id": np.repeat(pairs["user_id"].to_numpy(), len(pairs)),
+                "movie_id": np.tile(pairs["movie_id"], len(pairs)),
+            }
+        )
+        features = pair_features(every_pair, trained.users, trained.movies)
+        expected = call_in_chunks(serving, features, key).reshape(len(pairs), len(pairs))
+        np.testing.assert_allclose(grid, expected, atol=1e-5)
+        np.testing.assert_allclose(np.diag(grid), full, atol=1e-5)
+    # The list order is not the rating order: the list head is a model of its own.
+    rating, score = (call_in_chunks(serving, feats, k) for k in ("rating", "score"))
+    assert not np.array_equal(np.argsort(rating), np.argsort(score))
 
 
 def test_derived_features_match_the_feature_definitions(ml):
@@ -272,9 +282,13 @@ def test_invalid_config_values_raise_config_error(change, message):
 
 
 def test_config_files_and_presets(tmp_path):
-    assert set(PRESETS) == {"full", "seed_faithful", "tiny"}
+    assert set(PRESETS) == {"full", "seed_faithful", "tiny", "ids_only"}
     faithful = preset("seed_faithful")
     assert faithful.epochs == 3 and not faithful.use_user_bag and faithful.dot_dim == 0
+    assert faithful.retrieval_dim == 0, "the original design orders its list by the predicted rating"
+    ids = preset("ids_only")
+    assert not (ids.use_side_features or ids.use_user_bag or ids.use_movie_bag) and ids.retrieval_dim == 0
+    assert preset("full").retrieval_dim > 0 and preset("tiny").retrieval_members == 2
     path = tmp_path / "mine.yaml"
     path.write_text("preset: full\nepochs: 7\nhidden_layers: [32]\n")
     cfg = load_config(str(path))

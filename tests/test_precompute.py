@@ -1,8 +1,8 @@
 """Nightly precompute against the real PostgreSQL with a real (tiny) trained model.
 
-What readers rely on: every user x movie pair, contiguous ranks among unseen movies,
-scores equal to the exported model's, and a published ranking that no failure or
-concurrent run can replace with a partial or empty one.
+What readers rely on: every user x movie pair, contiguous ranks among unseen movies by
+the ranking score, scores and predicted ratings equal to the exported model's, and a
+published ranking that no failure or concurrent run can replace with a partial or empty one.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_precompute_publishes_every_pair_with_model_scores(db_engine, champion):
         ).scalar()
         sample = pd.read_sql(
             sa.text(
-                "SELECT user_id, movie_id, score FROM recsys.current_ranked_scores "
+                "SELECT user_id, movie_id, score, predicted_rating FROM recsys.current_ranked_scores "
                 "WHERE (user_id * 7919 + movie_id) % 997 = 0 LIMIT 300"
             ),
             conn,
@@ -68,14 +68,19 @@ def test_precompute_publishes_every_pair_with_model_scores(db_engine, champion):
     assert seen_match == 100_000
     # ranks follow scores, ties by lower movie id
     assert list(top.sort_values(["score", "movie_id"], ascending=[False, True])["rank"]) == list(top["rank"])
-    # precomputed scores equal the exported model's own serving signature
+    # precomputed scores and ratings equal the exported model's own serving signature
     from recsys.model.export import load_model
-    from recsys.model.inputs import movie_table, user_table
+    from recsys.model.inputs import movie_table, pair_features, user_table
+    from recsys.model.serving import call_in_chunks
 
     ml = load_movielens(db_engine)
     model = load_model(_artifact(db_engine, champion))
-    expected = model.predict(sample, user_table(ml), movie_table(ml))
-    np.testing.assert_allclose(sample["score"].to_numpy(), expected, atol=1e-4)
+    features = pair_features(sample[["user_id", "movie_id"]], user_table(ml), movie_table(ml))
+    serving = model.signature("serving_default")
+    np.testing.assert_allclose(sample["score"].to_numpy(), call_in_chunks(serving, features, "score"), atol=1e-4)
+    ratings = sample["predicted_rating"].to_numpy()
+    np.testing.assert_allclose(ratings, call_in_chunks(serving, features, "rating"), atol=1e-4)
+    assert ((ratings >= 1) & (ratings <= 5)).all()
 
 
 def test_failed_run_leaves_previous_ranking(db_engine, champion):
@@ -88,7 +93,15 @@ def test_failed_run_leaves_previous_ranking(db_engine, champion):
         publish.publish_run(db_engine, run_id)
     users = np.array([1, 3, 5])
     with pytest.raises(PublishError, match="NaN"):
-        publish.write_shard(db_engine, run_id, 1, users, np.arange(1, MOVIES + 1), np.full((3, MOVIES), np.nan))
+        publish.write_shard(
+            db_engine,
+            run_id,
+            1,
+            users,
+            np.arange(1, MOVIES + 1),
+            np.full((3, MOVIES), np.nan),
+            np.full((3, MOVIES), 3.0),
+        )
     publish.fail_run(db_engine, run_id, "test failure")
     assert published(db_engine) == before and ranking_digest(db_engine) == digest
     publish.cleanup(db_engine, keep=1)
@@ -98,15 +111,21 @@ def test_failed_run_leaves_previous_ranking(db_engine, champion):
         assert status.scalar() == "failed"
 
 
-def test_grid_scoring_equals_one_user_at_a_time(db_engine, champion, monkeypatch):
-    """score_grid (blocks of users) and the score_pairs fallback of older artifacts agree."""
+def test_grid_scoring_equals_one_user_at_a_time(db_engine, champion):
+    """score_grid (blocks of users x all movies) agrees with score_pairs one user at a time, for both outputs."""
+    from recsys.model.serving import tower_parts
     from recsys.scoring.precompute import ShardScorer
 
     scorer = ShardScorer(_artifact(db_engine, champion), load_movielens(db_engine))
     users = scorer.user_ids[:40]
-    grid = scorer.score(users)
-    monkeypatch.setattr(scorer.model, "has_signature", lambda name: False)
-    np.testing.assert_allclose(grid, scorer.score(users), atol=1e-5)
+    scores, ratings = scorer.score(users)
+    parts = tower_parts(scorer.model.signature("user_tower"), scorer.users.loc[users])
+    movies = {f"movie_{k}": v for k, v in scorer.movie_parts.items()}
+    for i in range(len(users)):
+        one = scorer.model.signature("score_pairs")(**{f"user_{k}": v[i : i + 1] for k, v in parts.items()}, **movies)
+        np.testing.assert_allclose(scores[i], one["score"].numpy(), atol=1e-5)
+        np.testing.assert_allclose(ratings[i], one["rating"].numpy(), atol=1e-5)
+    assert ratings.min() >= 1 and ratings.max() <= 5 and not np.array_equal(scores, ratings)
 
 
 def test_a_failed_shard_write_stops_the_run_and_keeps_the_ranking(db_engine, champion, monkeypatch):
@@ -139,21 +158,27 @@ def test_scores_that_disagree_with_the_model_are_never_published(db_engine, cham
         precompute(db_engine, shards=2, model_version=champion)
     before, digest = published(db_engine), ranking_digest(db_engine)
     real = ShardScorer.score
-    monkeypatch.setattr(ShardScorer, "score", lambda self, users: real(self, users) + np.float32(0.01))
+
+    def drifted(self, users):
+        scores, ratings = real(self, users)
+        return scores + np.float32(0.01), ratings
+
+    monkeypatch.setattr(ShardScorer, "score", drifted)
     with pytest.raises(PublishError, match="tower scores differ from the model by 1.0"):
         precompute(db_engine, shards=2, model_version=champion)
     assert published(db_engine) == before and ranking_digest(db_engine) == digest
 
 
 def test_a_shard_whose_rows_are_misplaced_is_refused(db_engine, champion, monkeypatch):
-    """Rows read back by (user, rank) must carry the movie and score ranked there."""
+    """Rows read back by (user, rank) must carry the movie, score and rating ranked there."""
     real = publish._encode
     monkeypatch.setattr(publish, "_encode", lambda users, movies, *rest: real(users, movies[::-1], *rest))
     run_id = publish.start_run(db_engine, champion, 1)
     users, movies = np.array([1, 2, 3]), np.arange(1, MOVIES + 1)
-    scores = np.random.default_rng(0).uniform(1, 5, (3, MOVIES))
+    scores = np.random.default_rng(0).normal(0, 10, (3, MOVIES))
+    ratings = np.random.default_rng(1).uniform(1, 5, (3, MOVIES))
     with pytest.raises(PublishError, match="reads back as"):
-        publish.write_shard(db_engine, run_id, 0, users, movies, scores)
+        publish.write_shard(db_engine, run_id, 0, users, movies, scores, ratings)
     with db_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.shard_table(run_id, 0)}).scalar() is None
     publish.fail_run(db_engine, run_id, "test done")
@@ -164,7 +189,8 @@ def test_a_run_missing_users_is_not_published(db_engine, champion):
     run_id = publish.start_run(db_engine, champion, 1)
     movies = np.arange(1, MOVIES + 1)
     few = np.array([1, 2, 3])  # a shard writer that lost most of its users
-    publish.write_shard(db_engine, run_id, 0, few, movies, np.full((3, MOVIES), 3.0, dtype=np.float32))
+    grid = np.full((3, MOVIES), 3.0, dtype=np.float32)
+    publish.write_shard(db_engine, run_id, 0, few, movies, grid, grid)
     with pytest.raises(PublishError, match=f"has {3 * MOVIES} rows; expected {USERS * MOVIES}"):
         publish.publish_run(db_engine, run_id)
     publish.fail_run(db_engine, run_id, "test done")
@@ -205,7 +231,10 @@ def test_readers_never_see_a_partial_ranking_during_publish(db_engine, champion)
         run_id = publish.start_run(db_engine, champion, 2)
         for shard in range(2):
             mine = users[users % 2 == shard]
-            publish.write_shard(db_engine, run_id, shard, mine, movies, rng.uniform(1, 5, (len(mine), MOVIES)))
+            shape = (len(mine), MOVIES)
+            publish.write_shard(
+                db_engine, run_id, shard, mine, movies, rng.normal(0, 10, shape), rng.uniform(1, 5, shape)
+            )
         publish.publish_run(db_engine, run_id)
 
     answers: list[tuple] = []

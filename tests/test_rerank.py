@@ -1,4 +1,8 @@
-"""recsys.scoring.rerank against the real ML-100K database and a published baseline ranking."""
+"""recsys.scoring.rerank against the real ML-100K database and a published baseline ranking.
+
+The published ranking's score order differs from its rating order (``test_api_support``),
+so ordering or reporting by the wrong number shows up.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,14 @@ import sqlalchemy as sa
 from test_api_support import Published, as_role, baseline, current_baseline, db_fingerprint  # noqa: F401
 
 from recsys.db.engine import make_engine
-from recsys.scoring.rerank import MAX_CANDIDATES, NoPublishedRanking, TooManyCandidates, UnknownUser, rerank
+from recsys.scoring.rerank import (
+    MAX_CANDIDATES,
+    NoPublishedRanking,
+    TooManyCandidates,
+    UnknownUser,
+    build_result,
+    rerank,
+)
 
 ORIGINAL = ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]
 
@@ -26,12 +37,68 @@ def test_original_payload_is_ranked_by_the_published_scores(conn, current_baseli
     assert result.model_version == current_baseline.version
     assert result.run_id == current_baseline.run_id
     assert [c.title for c in result.ranked] != [] and not result.unknown_titles and not result.duplicates
-    expected = sorted(((current_baseline.score(17, m), m) for m in (1, 2, 273)), key=lambda pair: (-pair[0], pair[1]))
-    assert [c.movie_id for c in result.ranked] == [m for _, m in expected]
+    assert [c.movie_id for c in result.ranked] == current_baseline.expected_rerank(17, [1, 2, 273])
     for candidate in result.ranked:
         assert np.float32(candidate.score) == current_baseline.score(17, candidate.movie_id)
+        assert np.float32(candidate.predicted_rating) == current_baseline.rating(17, candidate.movie_id)
         assert candidate.seen == ((17, candidate.movie_id) in current_baseline.seen)
         assert (candidate.rank is None) == candidate.seen
+
+
+def published_order(conn, user_id: int, movie_ids: list[int]) -> list[int]:
+    """The order the published ranking itself gives these movies, straight from the view."""
+    return (
+        conn.execute(
+            sa.text(
+                "SELECT movie_id FROM recsys.current_ranked_scores WHERE user_id = :u AND movie_id = ANY(:m) "
+                "ORDER BY rank NULLS LAST, score DESC, movie_id"
+            ),
+            {"u": user_id, "m": movie_ids},
+        )
+        .scalars()
+        .all()
+    )
+
+
+@pytest.mark.parametrize("user_id", [17, 42, 405])
+def test_rerank_order_is_the_published_rank_order(conn, current_baseline, user_id):  # noqa: F811
+    """Unseen candidates by published rank, then seen ones by score; never by the rating."""
+    rated = sorted(m for u, m in current_baseline.seen if u == user_id)
+    candidates = sorted(set(range(1, 1683, 7)) | set(rated[:40]))
+    result = rerank(conn, user_id, movie_ids=candidates[::-1])
+    got = [c.movie_id for c in result.ranked]
+    assert got == published_order(conn, user_id, candidates) == current_baseline.expected_rerank(user_id, candidates)
+    unseen = [c for c in result.ranked if not c.seen]
+    assert [c.rank for c in unseen] == sorted(c.rank for c in unseen)
+    assert all(c.seen and c.rank is None for c in result.ranked[len(unseen) :])
+    assert any(c.seen for c in result.ranked)
+    # the fixture's point: by rating the same candidates would come in another order
+    by_rating = sorted(unseen, key=lambda c: (-c.predicted_rating, c.movie_id))
+    assert [c.movie_id for c in by_rating] != [c.movie_id for c in unseen]
+    for c in result.ranked:
+        assert np.float32(c.score) == current_baseline.score(user_id, c.movie_id)
+        assert np.float32(c.predicted_rating) == current_baseline.rating(user_id, c.movie_id)
+        assert 1 <= c.predicted_rating <= 5
+
+
+def test_build_result_orders_by_rank_then_seen_by_score():
+    """Ties: equal scores keep the published rank order (lower movie id first), seen ones last."""
+
+    def row(position, movie_id, score, rank, rating=3.0):
+        return (2, position, None, movie_id, movie_id, f"m{movie_id}", [], score, rank, rank is None, rating)
+
+    run = (0, 0, None, None, None, None, None, None, None, None, None, 7, "v", None, True)
+    rows = [
+        (*row(1, 30, 2.0, None), None, None, None, None),  # seen, score 2
+        (*row(2, 20, 1.0, 2), None, None, None, None),  # tie with 10 at score 1: rank 2 (higher id)
+        (*row(3, 10, 1.0, 1, None), None, None, None, None),  # rank 1; no rating (a run before 0007)
+        (*row(4, 5, 9.0, None), None, None, None, None),  # seen, highest score of all: still after unseen
+        (*row(5, 40, 2.0, None), None, None, None, None),  # seen, ties with 30: lower id first
+        run,
+    ]
+    result = build_result(1, rows, [])
+    assert [c.movie_id for c in result.ranked] == [10, 20, 5, 30, 40]
+    assert [c.predicted_rating for c in result.ranked] == [None, 3.0, 3.0, 3.0, 3.0]
 
 
 def test_ranks_are_the_users_ranks_among_unseen_movies(conn, current_baseline):  # noqa: F811

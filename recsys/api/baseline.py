@@ -3,8 +3,9 @@
 The API only reads published rankings; to try it, load-test it or test it before a TFRS
 champion exists, something has to be published. This baseline is the classic
 ``mu + b_user + b_movie`` predictor fitted on recsys.ratings in pandas (milliseconds),
-so its scores are meaningful and tests can recompute them exactly. Never imported by the
-API process itself.
+so its scores are meaningful and tests can recompute them exactly. It is a rating model
+without a list head, so it ranks by its predicted rating: the published ``score`` and
+``predicted_rating`` are the same number. Never imported by the API process itself.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import sqlalchemy as sa
 
 
 def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_damping: float = 10.0) -> pd.DataFrame:
-    """Every user x movie pair's predicted rating: columns user_id, movie_id, score (float32)."""
+    """Every user x movie pair: columns user_id, movie_id, score, predicted_rating (float32, equal).
+
+    ``score`` is the ranking score, and a rating-only model ranks by its rating, so both
+    columns hold the predicted rating (1-5).
+    """
     ratings = pd.read_sql(sa.text("SELECT user_id, movie_id, rating FROM recsys.ratings"), conn)
     users = pd.read_sql(sa.text("SELECT user_id FROM recsys.users ORDER BY user_id"), conn)["user_id"]
     movies = pd.read_sql(sa.text("SELECT movie_id FROM recsys.movies ORDER BY movie_id"), conn)["movie_id"]
@@ -35,6 +40,7 @@ def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_dampi
             "user_id": np.repeat(users.to_numpy(), len(movies)),
             "movie_id": np.tile(movies.to_numpy(), len(users)),
             "score": grid.ravel(),
+            "predicted_rating": grid.ravel(),
         }
     )
 

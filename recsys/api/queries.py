@@ -37,10 +37,10 @@ WITH pub AS MATERIALIZED (
 SELECT p.run_id, p.model_version, p.published_at,
        EXISTS (SELECT 1 FROM recsys.ranked_scores s
                WHERE s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s) AS user_known,
-       t.rank, t.movie_id, m.title, m.genres, t.score
+       t.rank, t.movie_id, m.title, m.genres, t.score, t.predicted_rating
 FROM pub p
 LEFT JOIN LATERAL (
-    SELECT s.rank, s.movie_id, s.score
+    SELECT s.rank, s.movie_id, s.score, s.predicted_rating
     FROM recsys.ranked_scores s
     WHERE s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s AND s.rank <= %(k)s
     ORDER BY s.rank
@@ -77,8 +77,15 @@ async def top_k(pool: AsyncConnectionPool, user_id: int, k: int) -> dict[str, An
     if not user_known:
         raise UnknownUser(user_id, run_id)
     recommendations = [
-        {"rank": rank, "movie_id": movie_id, "title": title, "genres": genres or [], "score": float(score)}
-        for *_, rank, movie_id, title, genres, score in rows
+        {
+            "rank": rank,
+            "movie_id": movie_id,
+            "title": title,
+            "genres": genres or [],
+            "score": float(score),
+            "predicted_rating": None if rating is None else float(rating),
+        }
+        for *_, rank, movie_id, title, genres, score, rating in rows
         if movie_id is not None
     ]
     return {
@@ -110,6 +117,7 @@ def rerank_document(result: RerankResult) -> dict[str, Any]:
                 "title": c.title,
                 "genres": c.genres,
                 "score": c.score,
+                "predicted_rating": c.predicted_rating,
                 "rank": c.rank,
                 "seen": c.seen,
             }

@@ -106,12 +106,27 @@ class RunInfo(BaseModel):
     published_at: datetime
 
 
+SCORE_DESCRIPTION = (
+    "Ranking score from the published model version: orders the list; higher first; not a rating. "
+    "Any finite number (a top-N list head's output); only its order means something. "
+    "For a run published before migration 0007 it is the predicted rating."
+)
+PREDICTED_RATING_DESCRIPTION = (
+    "Predicted rating (1-5) of this user for this movie, from the published model version; it does not "
+    "order the list. Null for a run published before migration 0007 (whose score is the predicted rating)."
+)
+
+
 class RankedMovie(BaseModel):
     movie_id: int
     title: str
     genres: list[str]
-    score: float = Field(description="Predicted rating (1-5) from the published model version.")
-    rank: int | None = Field(description="Rank among the user's unseen movies (1 = best); null when already rated.")
+    score: float = Field(description=SCORE_DESCRIPTION)
+    predicted_rating: float | None = Field(ge=1, le=5, description=PREDICTED_RATING_DESCRIPTION)
+    rank: int | None = Field(
+        description="Rank among the user's unseen movies in the published ranking (1 = highest score); "
+        "null when already rated."
+    )
     seen: bool = Field(description="The user has already rated this movie.")
 
 
@@ -122,7 +137,11 @@ class AmbiguousTitle(BaseModel):
 
 class RerankResponse(RunInfo):
     user_id: int
-    ranked: list[RankedMovie] = Field(description="Resolved candidates, highest score first.")
+    ranked: list[RankedMovie] = Field(
+        description="Resolved candidates in the published ranking's order: the unseen ones by rank (highest "
+        "score first, equal scores by lower movie id), then the ones the user has rated (rank null), by score "
+        "the same way. Never ordered by predicted_rating."
+    )
     unknown_titles: list[str] = Field(description="Titles that match no movie.")
     ambiguous_titles: list[AmbiguousTitle] = Field(description="Titles shared by several movies.")
     unknown_movie_ids: list[int] = Field(description="Ids that are not in recsys.movies.")
@@ -131,17 +150,20 @@ class RerankResponse(RunInfo):
 
 
 class Recommendation(BaseModel):
-    rank: int
+    rank: int = Field(description="Rank among the user's unseen movies (1 = highest score).")
     movie_id: int
     title: str
     genres: list[str]
-    score: float
+    score: float = Field(description=SCORE_DESCRIPTION)
+    predicted_rating: float | None = Field(ge=1, le=5, description=PREDICTED_RATING_DESCRIPTION)
 
 
 class TopKResponse(RunInfo):
     user_id: int
     k: int
-    recommendations: list[Recommendation] = Field(description="Top unseen movies, rank 1 first.")
+    recommendations: list[Recommendation] = Field(
+        description="Top unseen movies, rank 1 (highest ranking score) first; not ordered by predicted_rating."
+    )
 
 
 class Movie(BaseModel):

@@ -11,20 +11,30 @@ import argparse
 import os
 from pathlib import Path
 
-from recsys.errors import ConfigError
-
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
+DEFAULT_HOLDOUT = "temporal:0.1"  # a weekly job predicts next week: hold out the newest ratings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="train the ranking model, export it and register it (with the promotion gate)"
     )
-    train.add_argument("--split", default="u1", help="u1..u5, ua, ub, random:F:SEED, temporal:F, files:TRAIN,TEST")
+    train.add_argument(
+        "--split",
+        default=DEFAULT_HOLDOUT,
+        help="the holdout the gate judges: u1..u5, ua, ub, random:F:SEED, temporal:F (newest share of ratings), "
+        "files:TRAIN,TEST (default: %(default)s)",
+    )
     train.add_argument("--config", default="full", help="preset (full, seed_faithful, tiny) or a JSON/YAML file")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--tolerance", type=float, default=0.0, help="RMSE slack allowed vs. the champion")
+    train.add_argument(
+        "--recall-tolerance", type=float, default=0.0, help="full-catalogue Recall@10 slack allowed vs. the champion"
+    )
     train.add_argument("--no-promote", action="store_true", help="register as challenger, never champion")
+    train.add_argument(
+        "--no-refit", action="store_true", help="serve the holdout model itself instead of a refit on every rating"
+    )
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     train.set_defaults(handler=train_command)
 
@@ -43,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _baseline_names() -> tuple[str, ...]:
-    from recsys.model.baselines import ALL_BASELINES
+    from recsys.model.baselines import all_baselines
 
-    return ALL_BASELINES
+    return all_baselines()
 
 
 def _load_data():
@@ -62,9 +72,9 @@ def train_command(args: argparse.Namespace) -> int:
     from recsys.config import get_settings
     from recsys.model.config import load_config
     from recsys.model.pipeline import train_and_register
+    from recsys.model.registry import Gate
 
-    if args.tolerance < 0:
-        raise ConfigError(f"--tolerance must be >= 0, got {args.tolerance}")
+    gate = Gate(args.tolerance, args.recall_tolerance)
     overrides = {"seed": args.seed} if args.seed is not None else {}
     cfg = load_config(args.config, **overrides)
     engine, ml = _load_data()
@@ -74,15 +84,26 @@ def train_command(args: argparse.Namespace) -> int:
         cfg,
         engine,
         get_settings().artifacts_path,
-        tolerance=args.tolerance,
+        gate=gate,
         promote=not args.no_promote,
+        refit=not args.no_refit,
         verbose=0 if args.quiet else 2,
     )
     m = result.metrics
-    print(f"model {result.version_id} ({cfg.name}) trained on {args.split} in {m['train_seconds']:.0f}s")
-    print(f"  test RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}  NDCG@10 {m['ndcg@10']:.4f}"
-          f"  (validation RMSE {m['validation_rmse'] or float('nan'):.4f}, best epoch {m['best_epoch']})")  # fmt: skip
+    print(
+        f"model {result.version_id} ({cfg.name}) trained on the training part of {args.split} in {m['train_seconds']:.0f}s"
+    )
+    print(f"  holdout: Recall@10 {m['recall@10']:.4f}  NDCG@10 {m['ndcg@10']:.4f}  HR@10 {m['hr@10']:.4f}"
+          f"  coverage {m['coverage@10']:.3f} (full catalogue, {m['topn_users']} users)")  # fmt: skip
+    print(f"           RMSE {m['rmse']:.4f}  MAE {m['mae']:.4f}"
+          f"  (validation RMSE {m['validation_rmse'] or float('nan'):.4f}, best epochs {m['member_epochs']},"
+          f" list head {m['retrieval_epochs']})")  # fmt: skip
     print("  hyperparameters: chosen on a validation slice of the training part only (docs/MODEL.md)")
+    refit = m.get("refit")
+    if refit:
+        print(f"  served: refit on all {refit['ratings']} ratings in {refit['train_seconds']:.0f}s (same epochs)")
+    else:
+        print("  served: the holdout model itself (no refit: it was not going to be promoted, or --no-refit)")
     print(f"  artifact: {result.artifact}")
     print(f"  registry: {result.decision.status} - {result.decision.reason}")
     return 0
@@ -106,11 +127,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"== {spec}: fitting {len(methods)} baseline(s) and TFRS {cfg.name} ...", flush=True)
         results = evaluate_split(
             ml, spec, methods, {f"tfrs_{cfg.name}": cfg}, seed=seed,
-            on_result=lambda r: print(f"   {r.method:<20} RMSE {r.rmse if r.rmse is not None else float('nan'):.4f}"
-                                      f"  NDCG@10 {r.ndcg:.4f}  ({r.fit_seconds:.1f}s)", flush=True),
+            on_result=lambda r: print(f"   {r.method:<26} Recall@10 {r.topn.get('recall@10', float('nan')):.4f}"
+                                      f"  RMSE {r.rmse if r.rmse is not None else float('nan'):.4f}"
+                                      f"  ({r.fit_seconds:.1f}s)", flush=True),
         )  # fmt: skip
         per_split[spec] = results
-        notes = [f"Split {spec}; TFRS hyperparameters chosen on a validation slice of the training part only."]
+        notes = [f"Split {spec}; hyperparameters chosen on validation slices of the training part only."]
         paths = write_report(args.out, f"evaluate-{_safe(spec)}", f"Comparison on {spec}", results,
                              {"split": spec, "config": cfg.to_json()}, notes)  # fmt: skip
         print(markdown_table(results, f"Comparison on {spec}", notes))
@@ -127,4 +149,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
 
 def _safe(spec: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)[:80]
+    """A file name for a split spec; a long one keeps a digest of the whole spec, so two never collide."""
+    import hashlib
+
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec)
+    return name if len(name) <= 80 else f"{name[:63]}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"

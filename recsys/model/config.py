@@ -78,6 +78,21 @@ class ModelConfig(BaseModel):
         default=1, ge=1, le=16, description="Models trained with seeds seed, seed+1, ...; predictions averaged."
     )
     clip_predictions: bool = Field(default=True, description="Clip served ratings to the 1-5 scale.")
+    # --- the list head (recsys/model/retrieval.py): what orders the published ranking ---
+    retrieval_dim: int = Field(
+        default=0, ge=0, le=1024, description="Size of the list head's query/candidate vectors; 0 = rank by rating."
+    )
+    retrieval_min_rating: int = Field(
+        default=4, ge=1, le=5, description="Training ratings at or above this are the list head's positives."
+    )
+    retrieval_bag_dropout: float = Field(
+        default=0.5, ge=0.0, lt=1.0, description="Share of the list head's history bag hidden per training step."
+    )
+    retrieval_l2: float = Field(default=1e-5, ge=0.0, le=1.0, description="L2 on the list head's embeddings.")
+    retrieval_epochs: int = Field(default=30, ge=1, le=1000, description="Most epochs of the list head.")
+    retrieval_members: int = Field(
+        default=1, ge=1, le=16, description="List heads trained with seeds seed, seed+1, ...; scores averaged."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -107,6 +122,9 @@ _FULL: dict[str, Any] = {
     "dropout": 0.4,
     "l2_embedding": 1e-4,
     "ensemble_size": 5,
+    "id_dropout": 0.1,
+    "retrieval_dim": 64,
+    "retrieval_members": 3,
 }
 
 # The original design: two towers of side-feature embeddings, concatenated into
@@ -150,9 +168,25 @@ _TINY: dict[str, Any] = {
     "epochs": 2,
     "early_stopping_patience": 1,
     "validation_fraction": 0.1,
+    "retrieval_dim": 4,
+    "retrieval_epochs": 2,
+    "retrieval_members": 2,
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"full": _FULL, "seed_faithful": _SEED_FAITHFUL, "tiny": _TINY}
+# The plain TFRS ranking model: user and movie ids only, no side features, no history bags.
+_IDS_ONLY: dict[str, Any] = {
+    "name": "ids_only",
+    "use_side_features": False,
+    "use_user_bag": False,
+    "use_movie_bag": False,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": _FULL,
+    "seed_faithful": _SEED_FAITHFUL,
+    "tiny": _TINY,
+    "ids_only": _IDS_ONLY,
+}
 
 
 def build_config(values: dict[str, Any]) -> ModelConfig:

@@ -27,10 +27,11 @@ import tensorflow as tf  # noqa: E402
 
 from recsys.errors import RecsysError  # noqa: E402
 from recsys.model.inputs import MOVIE_INPUTS, USER_INPUTS, pair_features  # noqa: E402
-from recsys.model.serving import call_in_chunks  # noqa: E402
+from recsys.model.serving import MOVIE_PARTS, USER_PARTS, call_in_chunks  # noqa: E402
 
 METADATA = "assets.extra/metadata.json"
-SIGNATURES = ("serving_default", "user_tower", "movie_tower", "score_pairs")  # required; score_grid is optional
+SIGNATURES = ("serving_default", "user_tower", "movie_tower", "score_pairs", "score_grid")
+FORMAT = "recsys-ranker/2"  # 2: every score function returns ``rating`` and ``score`` (the list order)
 
 
 class ArtifactError(RecsysError):
@@ -48,7 +49,7 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
         module = trained.module
         tf.saved_model.save(_artifact_root(module), str(staging), signatures=module.signatures())
         metadata = {
-            "format": "recsys-ranker/1",
+            "format": FORMAT,
             "config": trained.config.to_json(),
             "split": trained.split,
             "data_fingerprint": trained.data_fingerprint,
@@ -56,20 +57,23 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
             "known_users": len(trained.vocab.user_ids),
             "known_movies": len(trained.vocab.movie_ids),
             "best_epoch": trained.best_epoch,
+            "member_epochs": trained.member_epochs,
+            "retrieval_epochs": trained.retrieval_epochs,
             "validation": trained.validation,
             "signatures": {
-                "serving_default": {"inputs": _describe(USER_INPUTS | MOVIE_INPUTS), "outputs": ["rating"]},
-                "user_tower": {"inputs": _describe(USER_INPUTS), "outputs": ["hidden", "dot", "bias"]},
-                "movie_tower": {"inputs": _describe(MOVIE_INPUTS), "outputs": ["hidden", "dot", "bias"]},
+                "serving_default": {"inputs": _describe(USER_INPUTS | MOVIE_INPUTS), "outputs": ["rating", "score"]},
+                "user_tower": {"inputs": _describe(USER_INPUTS), "outputs": [f"{p}" for p in USER_PARTS]},
+                "movie_tower": {"inputs": _describe(MOVIE_INPUTS), "outputs": [f"{p}" for p in MOVIE_PARTS]},
                 "score_pairs": {
-                    "inputs": ["user_hidden", "user_dot", "user_bias", "movie_hidden", "movie_dot", "movie_bias"],
-                    "outputs": ["rating"],
+                    "inputs": [f"user_{p}" for p in USER_PARTS] + [f"movie_{p}" for p in MOVIE_PARTS],
+                    "outputs": ["rating", "score"],
                     "hidden_dim": module.hidden_dim,
                     "dot_dim": module.dot_dim,
+                    "query_dim": module.query_dim,
                 },
                 "score_grid": {
-                    "inputs": ["user_hidden", "user_dot", "user_bias", "movie_hidden", "movie_dot", "movie_bias"],
-                    "outputs": ["rating [users, movies]"],
+                    "inputs": [f"user_{p}" for p in USER_PARTS] + [f"movie_{p}" for p in MOVIE_PARTS],
+                    "outputs": ["rating [users, movies]", "score [users, movies]"],
                 },
             },
             **(extra or {}),
@@ -92,7 +96,7 @@ def _artifact_root(module) -> tf.Module:
     same outputs. Every precompute shard in Airflow is a new process that pays the load.
     """
     root = tf.Module(name="ranker")
-    root.weights = list(module.model.variables)
+    root.weights = list(module.model.variables) + [v for head in module.heads for v in head.variables]
     root.tables = [
         node
         for node in tf.train.TrackableView(module).descendants()
@@ -138,9 +142,14 @@ def load_model(path: Path | str) -> LoadedModel:
         saved = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as exc:
         raise ArtifactError(f"cannot load the model artifact at {path}: {exc}") from exc
+    meta_path = path / METADATA
+    metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    if metadata.get("format") != FORMAT:
+        raise ArtifactError(
+            f"model artifact at {path} has format {metadata.get('format')!r}, this version serves {FORMAT!r} "
+            "(a ranking score beside the rating); train a new model with `recsys train`"
+        )
     missing = [s for s in SIGNATURES if s not in saved.signatures]
     if missing:
         raise ArtifactError(f"model artifact at {path} lacks signature(s) {', '.join(missing)}")
-    meta_path = path / METADATA
-    metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     return LoadedModel(path, saved, metadata)

@@ -1,8 +1,9 @@
 """The model registry (``recsys.model_versions``) and its promotion gate.
 
-A new model becomes champion only if its RMSE on the evaluation split is no worse than
-the current champion's plus a tolerance; otherwise it is recorded as rejected, with the
-reason. Insert, gate decision and the old champion's retirement happen in one
+A new model becomes champion only if, on the same holdout split, its full-catalogue
+Recall@10 (the list users get) is no worse than the current champion's minus a tolerance
+*and* its RMSE no worse than the champion's plus a tolerance; otherwise it is recorded as
+rejected, with a reason that names both. Insert, gate decision and the old champion's retirement happen in one
 transaction under a table lock, so two concurrent trainings cannot both win and a crash
 leaves the registry as it was. RMSEs on different splits are not comparable, so a model
 evaluated on another split than the champion is not promoted over it.
@@ -20,7 +21,9 @@ import sqlalchemy as sa
 from recsys.errors import ConfigError
 
 STATUSES = ("challenger", "champion", "rejected", "retired")
-DEFAULT_TOLERANCE = 0.0
+DEFAULT_TOLERANCE = 0.0  # RMSE slack
+DEFAULT_RECALL_TOLERANCE = 0.0  # Recall@10 slack
+LIST_METRIC = "recall@10"  # full-catalogue, recsys.model.topn
 
 
 @dataclass(frozen=True)
@@ -81,21 +84,19 @@ def register_and_gate(
     metrics: dict[str, Any],
     artifact_uri: str,
     tolerance: float = DEFAULT_TOLERANCE,
+    recall_tolerance: float = DEFAULT_RECALL_TOLERANCE,
     promote: bool = True,
 ) -> Decision:
     """Record a trained model and decide champion / rejected / challenger in one transaction."""
-    if tolerance < 0:
-        raise ConfigError(f"promotion tolerance must be >= 0, got {tolerance}")
-    rmse = metrics.get("rmse")
-    if rmse is None or not isinstance(rmse, int | float) or rmse != rmse:
-        raise ConfigError("metrics must include a finite 'rmse' to register a model")
+    gate = Gate(tolerance, recall_tolerance)
+    _require_metrics(metrics)
     with _bind(bind) as tx:
         conn = _connection(bind, tx)
         conn.execute(sa.text("LOCK TABLE recsys.model_versions IN SHARE ROW EXCLUSIVE MODE"))
         champion = conn.execute(
             sa.text(f"SELECT {_COLUMNS} FROM recsys.model_versions WHERE status = 'champion'")
         ).first()
-        status, reason = _decide(rmse, split, tolerance, promote, champion)
+        status, reason = gate.decide(metrics, split, promote, champion)
         if status == "champion" and champion is not None:
             # Before the insert: the one-champion index is checked per statement.
             conn.execute(
@@ -126,29 +127,63 @@ def register_and_gate(
     return Decision(version_id, status, reason, champion.version_id if champion is not None else None)
 
 
-def _decide(rmse: float, split: str, tolerance: float, promote: bool, champion) -> tuple[str, str]:
-    if not promote:
-        return "challenger", f"promotion not requested (--no-promote); RMSE {rmse:.4f} on {split}"
-    if champion is None:
-        return "champion", f"no current champion; RMSE {rmse:.4f} on {split}"
-    champ_rmse = (champion.metrics or {}).get("rmse")
-    if champion.split != split:
-        return "rejected", (
-            f"champion {champion.version_id} was evaluated on split {champion.split}, this model on "
-            f"{split}: RMSEs on different splits are not comparable; train on {champion.split} to compete"
+def _require_metrics(metrics: dict[str, Any]) -> None:
+    for key in ("rmse", LIST_METRIC):
+        value = metrics.get(key)
+        if value is None or not isinstance(value, int | float) or value != value:
+            raise ConfigError(f"metrics must include a finite {key!r} to register a model")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Promotion rule: no worse on the list (Recall@10) and no worse on the rating (RMSE)."""
+
+    rmse_tolerance: float = DEFAULT_TOLERANCE
+    recall_tolerance: float = DEFAULT_RECALL_TOLERANCE
+
+    def __post_init__(self) -> None:
+        if self.rmse_tolerance < 0 or self.recall_tolerance < 0:
+            raise ConfigError(
+                f"promotion tolerances must be >= 0, got RMSE {self.rmse_tolerance}, Recall@10 {self.recall_tolerance}"
+            )
+
+    def decide(self, metrics: dict[str, Any], split: str, promote: bool, champion) -> tuple[str, str]:
+        rmse, recall = float(metrics["rmse"]), float(metrics[LIST_METRIC])
+        mine = f"Recall@10 {recall:.4f}, RMSE {rmse:.4f} on {split}"
+        if not promote:
+            return "challenger", f"promotion not requested (--no-promote); {mine}"
+        if champion is None:
+            return "champion", f"no current champion; {mine}"
+        theirs = champion.metrics or {}
+        if theirs.get(LIST_METRIC) is None or theirs.get("rmse") is None:
+            return "champion", (
+                f"champion {champion.version_id} has no full-catalogue Recall@10 and RMSE on record "
+                f"(it predates the list metrics); {mine}"
+            )
+        if champion.split != split:
+            return "rejected", (
+                f"champion {champion.version_id} was evaluated on split {champion.split}, this model on "
+                f"{split}: metrics on different splits are not comparable; train on {champion.split} to compete"
+            )
+        their_recall, their_rmse = float(theirs[LIST_METRIC]), float(theirs["rmse"])
+        list_ok = recall >= their_recall - self.recall_tolerance
+        rating_ok = rmse <= their_rmse + self.rmse_tolerance
+        verdict = (
+            f"Recall@10 {recall:.4f} {'>=' if list_ok else '<'} champion {champion.version_id}'s {their_recall:.4f} "
+            f"- tolerance {self.recall_tolerance:g}; RMSE {rmse:.4f} {'<=' if rating_ok else '>'} "
+            f"{their_rmse:.4f} + tolerance {self.rmse_tolerance:g}; on {split}"
         )
-    if champ_rmse is None:
-        return "champion", f"champion {champion.version_id} has no RMSE on record; RMSE {rmse:.4f} on {split}"
-    limit = float(champ_rmse) + tolerance
-    if rmse <= limit:
-        return "champion", (
-            f"RMSE {rmse:.4f} <= champion {champion.version_id}'s {float(champ_rmse):.4f} + tolerance "
-            f"{tolerance:g} on {split}"
-        )
-    return "rejected", (
-        f"RMSE {rmse:.4f} > champion {champion.version_id}'s {float(champ_rmse):.4f} + tolerance "
-        f"{tolerance:g} on {split}"
-    )
+        if list_ok and rating_ok:
+            return "champion", verdict
+        worse = " and ".join(w for w, ok in (("the list", list_ok), ("the rating", rating_ok)) if not ok)
+        return "rejected", f"worse on {worse}: {verdict}"
+
+
+def preview(bind: sa.Engine | sa.Connection, metrics: dict[str, Any], split: str, gate: Gate, promote: bool = True):
+    """What the gate would decide now (nothing written): lets training skip a refit that cannot win."""
+    _require_metrics(metrics)
+    champion = get_champion(bind)
+    return gate.decide(metrics, split, promote, champion)
 
 
 def get_champion(bind: sa.Engine | sa.Connection) -> ModelVersion | None:

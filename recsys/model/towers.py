@@ -101,9 +101,10 @@ class HistoryBag(keras.layers.Layer):
         self.dropout = dropout
         self.num_rows, self.num_keys = num_rows, num_keys
         pairs = pairs.reshape(-1, 2).astype(np.int64)
-        self.pairs = tf.Variable(pairs, trainable=False, dtype=tf.int64, name=f"{name}_pairs")
+        # Shapes left open on the entry axis, so ``replace`` can swap in another history.
+        self.pairs = tf.Variable(pairs, trainable=False, dtype=tf.int64, shape=[None, 2], name=f"{name}_pairs")
         values = np.ones(len(pairs), np.float32) if weights is None else weights.astype(np.float32)
-        self.values = tf.Variable(values, trainable=False, name=f"{name}_values")
+        self.values = tf.Variable(values, trainable=False, shape=[None], name=f"{name}_values")
         self.weighted = weights is not None
         counts = np.bincount(pairs[:, 0], minlength=num_rows).astype(np.float32)
         self.counts = tf.Variable(counts, trainable=False, name=f"{name}_counts")
@@ -113,6 +114,13 @@ class HistoryBag(keras.layers.Layer):
             initializer=keras.initializers.RandomNormal(stddev=0.01),
             regularizer=_l2(l2),
         )
+
+    def replace(self, pairs: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Swap in another history of the same rows and keys (e.g. every training rating after fitting)."""
+        pairs = pairs.reshape(-1, 2).astype(np.int64)
+        self.pairs.assign(pairs)
+        self.values.assign(np.ones(len(pairs), np.float32) if weights is None else weights.astype(np.float32))
+        self.counts.assign(np.bincount(pairs[:, 0], minlength=self.num_rows).astype(np.float32))
 
     def sums(self, values: tf.Tensor | None = None) -> tf.Tensor:
         values = self.values if values is None else values

@@ -29,7 +29,8 @@ from recsys.model import inputs  # noqa: E402
 from recsys.model.config import ModelConfig  # noqa: E402
 from recsys.model.ensemble import Ensemble  # noqa: E402
 from recsys.model.ranking import RankingModel  # noqa: E402
-from recsys.model.serving import ServingModule, call_in_chunks  # noqa: E402
+from recsys.model.retrieval import RetrievalModel, catalogue_positions  # noqa: E402
+from recsys.model.serving import ServingModule, call_in_chunks, grid, tower_parts  # noqa: E402
 from recsys.model.vocab import Vocabulary, bag_targets, build_bags, build_vocabulary  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class TrainedModel:
     best_epoch: int
     member_epochs: list[int]
     train_seconds: float
+    retrieval_epochs: list[int] = field(default_factory=list)  # best epoch of each list head
     validation: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -65,6 +67,12 @@ class TrainedModel:
     def predict(self, pairs: pd.DataFrame) -> np.ndarray:
         """Served ratings for (user_id, movie_id) pairs, through the exported signature."""
         return call_in_chunks(self.module.serving_default, self.features(pairs))
+
+    def score_grid(self, user_ids: np.ndarray, movie_ids: np.ndarray, key: str = "score") -> np.ndarray:
+        """Ranking scores (or ``key="rating"``) of users x movies through the tower signatures."""
+        users = tower_parts(self.module.user_tower, self.users.loc[user_ids])
+        movies = tower_parts(self.module.movie_tower, self.movies.loc[movie_ids])
+        return grid(self.module.score_grid, users, movies)[key]
 
 
 def configure_tensorflow(seed: int, threads: int | None = None) -> None:
@@ -115,15 +123,22 @@ def train(
     *,
     verbose: int = 2,
     threads: int | None = None,
+    fixed_epochs: tuple[list[int], list[int]] | None = None,
 ) -> TrainedModel:
-    """Fit ``cfg`` on ``split.train``; returns the model with its validation metrics."""
+    """Fit ``cfg`` on ``split.train``; returns the model with its validation metrics.
+
+    ``fixed_epochs`` (rating members' epochs, list heads' epochs) trains each model for
+    exactly that many epochs on all of ``split.train``, with no validation slice.
+    """
+    if fixed_epochs is not None:
+        cfg = cfg.replace(validation_fraction=0.0, early_stopping_patience=0)
     check_inputs(ml, split, cfg)
     configure_tensorflow(cfg.seed, threads)
     started = time.perf_counter()
     users, movies = inputs.user_table(ml), inputs.movie_table(ml)
     fit_part, valid_part = validation_slice(split.train, cfg.validation_fraction, cfg.seed)
     vocab = build_vocabulary(split.train, users, movies)
-    needs_bags = cfg.use_user_bag or cfg.use_movie_bag
+    needs_bags = cfg.use_user_bag or cfg.use_movie_bag or cfg.retrieval_dim > 0
     bags = build_bags(split.train, vocab, cfg.bag_ratings) if needs_bags else None
 
     def dataset(part: pd.DataFrame, shuffle: bool, seed: int = cfg.seed) -> tf.data.Dataset:
@@ -145,6 +160,8 @@ def train(
     members, histories = [], []
     for k in range(cfg.ensemble_size):
         member_cfg = cfg if k == 0 else cfg.replace(seed=cfg.seed + k)
+        if fixed_epochs is not None:
+            member_cfg = member_cfg.replace(epochs=fixed_epochs[0][k])
         if cfg.ensemble_size > 1:
             log.info("ensemble member %d/%d (seed %d)", k + 1, cfg.ensemble_size, member_cfg.seed)
         if k:
@@ -154,8 +171,16 @@ def train(
         members.append(model)
         histories.append(history)
     best_epochs = [_best_epoch(h, cfg) for h in histories]
+    heads, head_epochs = [], []
+    for k in range(cfg.retrieval_members if cfg.retrieval_dim else 0):
+        head_cfg = cfg.replace(seed=cfg.seed + k)
+        if fixed_epochs is not None:
+            head_cfg = head_cfg.replace(retrieval_epochs=fixed_epochs[1][k])
+        head, epochs = _fit_retrieval(head_cfg, vocab, bags, users, movies, fit_part, valid_part, verbose)
+        heads.append(head)
+        head_epochs.append(epochs)
     trained = TrainedModel(
-        module=ServingModule(Ensemble(members)),
+        module=ServingModule(Ensemble(members), heads),
         config=cfg,
         vocab=vocab,
         users=users,
@@ -166,6 +191,7 @@ def train(
         best_epoch=best_epochs[0],
         member_epochs=best_epochs,
         train_seconds=0.0,
+        retrieval_epochs=head_epochs,
     )
     if len(valid_part):
         predicted = _validation_predictions(trained, valid_part, bags)
@@ -177,6 +203,13 @@ def train(
     trained.train_seconds = time.perf_counter() - started
     log.info("trained in %.1fs, best epochs %s, validation %s", trained.train_seconds, best_epochs, trained.validation)
     return trained
+
+
+def refit_all(ml: MovieLens, holdout: TrainedModel, *, verbose: int = 2) -> TrainedModel:
+    """The holdout model's config trained again on every rating, each model for the epochs its holdout twin chose."""
+    everything = Split("all", ml.ratings[["user_id", "movie_id", "rating", "rated_at"]], ml.ratings.iloc[:0])
+    epochs = (holdout.member_epochs, holdout.retrieval_epochs)
+    return train(ml, everything, holdout.config, verbose=verbose, fixed_epochs=epochs)
 
 
 def _fit_one(cfg: ModelConfig, vocab, bags, train_ds, valid_ds, verbose: int):
@@ -197,6 +230,51 @@ def _fit_one(cfg: ModelConfig, vocab, bags, train_ds, valid_ds, verbose: int):
         )
     fitted = model.fit(train_ds, validation_data=valid_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
     return model, {k: [float(x) for x in v] for k, v in fitted.history.items()}
+
+
+def _fit_retrieval(cfg: ModelConfig, vocab, bags, users, movies, fit_part, valid_part, verbose: int):
+    """One list head, early-stopped on the validation slice's positives (best weights restored).
+
+    While it learns, the head's history bag and the movies it leaves out of the softmax
+    hold the fit part only: the validation ratings stay unseen, exactly like the test part
+    and like the unseen movies of the published list. (With them inside, they were the only
+    unseen-looking movies the softmax never pushed down, so validation hit rate kept
+    rising while the test list got worse.) Afterwards the bag takes every training rating,
+    as the rating model's bags do.
+    """
+    tf.keras.utils.set_random_seed(cfg.seed)
+    fit_bags = build_bags(fit_part, vocab, by_rating=False) if len(valid_part) else bags
+    model = RetrievalModel(cfg, vocab, fit_bags, movies)
+
+    def dataset(part: pd.DataFrame, shuffle: bool) -> tf.data.Dataset:
+        part = part[part["rating"] >= cfg.retrieval_min_rating]
+        cols = inputs.pair_features(part, users, movies)
+        cols.update(bag_targets(part, fit_bags))
+        cols["catalogue_pos"] = catalogue_positions(part, movies)
+        ds = tf.data.Dataset.from_tensor_slices(cols)
+        if shuffle:
+            ds = ds.shuffle(len(part), seed=cfg.seed, reshuffle_each_iteration=True)
+        return ds.batch(cfg.batch_size).prefetch(2)
+
+    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.learning_rate))
+    valid = dataset(valid_part, False) if len(valid_part) else None
+    callbacks = []
+    if valid is not None and cfg.early_stopping_patience > 0:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(
+                monitor="val_hit@10", mode="max", patience=cfg.early_stopping_patience, restore_best_weights=True
+            )
+        )
+    positives = int((fit_part["rating"] >= cfg.retrieval_min_rating).sum())
+    log.info("list head (seed %d): %d positive ratings", cfg.seed, positives)
+    fitted = model.fit(dataset(fit_part, True), validation_data=valid, epochs=cfg.retrieval_epochs,
+                       callbacks=callbacks, verbose=verbose)  # fmt: skip
+    model.bag.replace(bags.user_rated)
+    history = fitted.history
+    log.info("list head (seed %d): validation hit@10 by epoch %s", cfg.seed,
+             [round(v, 4) for v in history.get("val_hit@10", [])])  # fmt: skip
+    best = int(np.argmax(history["val_hit@10"])) + 1 if "val_hit@10" in history and callbacks else len(history["loss"])
+    return model, best
 
 
 def _best_epoch(history: dict[str, list[float]], cfg: ModelConfig) -> int:

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 PARITY_SAMPLE = 256  # pairs per shard re-scored with serving_default
 PARITY_TOLERANCE = 1e-4
-GRID_USERS = 32  # users per score_grid call; 8 to 128 all took 0.74-0.97 s for every pair of ML-100K
 
 
 @dataclass(frozen=True)
@@ -79,48 +78,41 @@ class ShardScorer:
         """Movie tower outputs for every movie, as tensors: computed once per process."""
         import tensorflow as tf
 
-        parts = self._tower("movie_tower", self.movies.loc[self.movie_ids])
-        return {f"movie_{k}": tf.constant(v) for k, v in parts.items()}
+        from recsys.model.serving import tower_parts
 
-    def score(self, user_ids: np.ndarray) -> np.ndarray:
-        """Scores [len(user_ids), len(movie_ids)]: the user tower once per user, the pair part per pair.
+        parts = tower_parts(self.model.signature("movie_tower"), self.movies.loc[self.movie_ids])
+        return {k: tf.constant(v) for k, v in parts.items()}
 
-        ``score_grid`` scores a block of ``GRID_USERS`` users against all movies per call.
-        Artifacts exported before it existed get one ``score_pairs`` call per user, the user
-        side broadcast against all movies.
+    def score(self, user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ranking scores, predicted ratings), each [len(user_ids), len(movie_ids)].
+
+        The user tower runs once per user, the movie tower once per process, and
+        ``serving.grid`` scores blocks of users against all movies: the same function the
+        evaluation ranks with, so the published order is the evaluated one.
         """
-        users = self._tower("user_tower", self.users.loc[user_ids])
-        movies = self.movie_parts
-        out = np.empty((len(user_ids), len(self.movie_ids)), dtype=np.float32)
-        grid = self.model.has_signature("score_grid")
-        fn = self.model.signature("score_grid" if grid else "score_pairs")
-        step = GRID_USERS if grid else 1
-        for start in range(0, len(user_ids), step):
-            block = {f"user_{k}": v[start : start + step] for k, v in users.items()}
-            out[start : start + step] = fn(**block, **movies)["rating"].numpy()
-        return out
+        from recsys.model.serving import grid, tower_parts
 
-    def check_parity(self, user_ids: np.ndarray, scores: np.ndarray, seed: int) -> float:
-        """Largest difference between ``scores`` and the full model on a random sample of pairs."""
+        users = tower_parts(self.model.signature("user_tower"), self.users.loc[user_ids])
+        scored = grid(self.model.signature("score_grid"), users, self.movie_parts)
+        return scored["score"], scored["rating"]
+
+    def check_parity(self, user_ids: np.ndarray, scored: tuple[np.ndarray, np.ndarray], seed: int) -> float:
+        """Largest difference between ``scored`` (scores, ratings) and the full model on a random sample of pairs."""
         import pandas as pd
 
         from recsys.model.inputs import pair_features
+        from recsys.model.serving import call_in_chunks
 
         rng = np.random.default_rng(seed)
         rows = rng.integers(0, len(user_ids), PARITY_SAMPLE)
         cols = rng.integers(0, len(self.movie_ids), PARITY_SAMPLE)
         pairs = pd.DataFrame({"user_id": user_ids[rows], "movie_id": self.movie_ids[cols]})
-        expected = self.model.predict_features(pair_features(pairs, self.users, self.movies))
-        return float(np.max(np.abs(expected - scores[rows, cols])))
-
-    def _tower(self, name: str, frame) -> dict[str, np.ndarray]:
-        import tensorflow as tf
-
-        from recsys.model.inputs import PAIR_INPUTS
-
-        inputs = {c: tf.constant(frame[c].to_numpy().astype(np.int64 if PAIR_INPUTS[c] == tf.int64 else object))
-                  for c in frame.columns}  # fmt: skip
-        return {k: v.numpy() for k, v in self.model.signature(name)(**inputs).items()}
+        features = pair_features(pairs, self.users, self.movies)
+        serving = self.model.signature("serving_default")
+        return max(
+            float(np.max(np.abs(call_in_chunks(serving, features, key) - part[rows, cols])))
+            for key, part in zip(("score", "rating"), scored, strict=True)
+        )
 
 
 def artifact_uri(engine: sa.Engine, model_version: str) -> str:
@@ -159,14 +151,20 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
 
 
 def check_and_write(
-    engine: sa.Engine, scorer: ShardScorer, run: sa.Row, shard: int, user_ids: np.ndarray, scores: np.ndarray
+    engine: sa.Engine,
+    scorer: ShardScorer,
+    run: sa.Row,
+    shard: int,
+    user_ids: np.ndarray,
+    scored: tuple[np.ndarray, np.ndarray],
 ) -> int:
-    """Check a scored shard against the full model on a sample of pairs, then write it."""
+    """Check a scored shard (scores, ratings) against the full model on a sample of pairs, then write it."""
     if len(user_ids):
-        gap = scorer.check_parity(user_ids, scores, seed=run.run_id * 1000 + shard)
+        gap = scorer.check_parity(user_ids, scored, seed=run.run_id * 1000 + shard)
         if gap > PARITY_TOLERANCE:
             raise PublishError(f"shard {shard}: tower scores differ from the model by {gap:.2e}")
-    return publish.write_shard(engine, run.run_id, shard, user_ids, scorer.movie_ids, scores)
+    scores, ratings = scored
+    return publish.write_shard(engine, run.run_id, shard, user_ids, scorer.movie_ids, scores, ratings)
 
 
 def score_shard(engine: sa.Engine, run_id: int, shard: int, scorer: ShardScorer | None = None) -> int:
@@ -199,8 +197,8 @@ def precompute(
                 for done in (w for w in writes if w.done()):
                     done.result()  # a failed write stops the run before more scoring
                 user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
-                scores = scorer.score(user_ids)
-                writes.append(writers.submit(check_and_write, engine, scorer, run, shard, user_ids, scores))
+                scored = scorer.score(user_ids)
+                writes.append(writers.submit(check_and_write, engine, scorer, run, shard, user_ids, scored))
             for write in writes:
                 write.result()
         published = publish.publish_run(engine, run_id)

@@ -11,6 +11,9 @@ started before, then moves the ``recsys.published_ranking`` pointer (``publish_r
 why in two steps). Readers select through the pointer in the same statement as the
 scores, so each query sees one complete ranking. A run that fails at any point never
 moves the pointer: the previous ranking stays published.
+
+Each pair carries two numbers: ``score``, the ranking score (any finite real; the model's
+list head; ``rank`` orders by it), and ``predicted_rating`` (1-5). Only ``score`` orders.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 
 PUBLISH_LOCK_ID = 7_300_002  # serialises publishes and cleanups
 PLAN_GRACE_S = 5.0  # longest wait for in-flight queries between attach and pointer move
-SCORE_RANGE = (0.0, 6.0)  # a rating model's output; anything else is a broken model
+RATING_RANGE = (1.0, 5.0)  # a predicted rating outside it is a broken model (scores have no range)
 READBACK_SAMPLE = 64  # rows per shard read back from the table and compared with what was ranked
 
 
@@ -118,14 +121,23 @@ def write_shard(
     user_ids: np.ndarray,
     movie_ids: np.ndarray,
     scores: np.ndarray,
+    ratings: np.ndarray,
 ) -> int:
-    """Replace the shard's leaf with ``scores[i, j]`` = score of (user_ids[i], movie_ids[j])."""
+    """Replace the shard's leaf with the pairs (user_ids[i], movie_ids[j]).
+
+    ``scores[i, j]`` is the pair's ranking score (any finite real, higher = earlier in the
+    user's list; the ranks follow it) and ``ratings[i, j]`` its predicted rating (within
+    ``RATING_RANGE``). Both are stored as float32 (``real``), and the ranks are computed
+    from the float32 scores, so the stored scores order exactly as the stored ranks do.
+    """
     run = run_info(engine, run_id)
-    _check_shard_input(run, shard, user_ids, movie_ids, scores)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        scores, ratings = np.asarray(scores, dtype=np.float32), np.asarray(ratings, dtype=np.float32)
+    _check_shard_input(run, shard, user_ids, movie_ids, scores, ratings)
     with engine.begin() as conn:
         seen = _seen_mask(conn, user_ids, movie_ids)
         ranks, order = _ranks(scores, seen)
-        payload = _encode(user_ids, movie_ids, scores, ranks, order)
+        payload = _encode(user_ids, movie_ids, scores, ratings, ranks, order)
         table = shard_table(run_id, shard)
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
         conn.execute(
@@ -138,7 +150,7 @@ def write_shard(
         conn.execute(
             sa.text(f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, ALTER shard SET DEFAULT {int(shard)}")
         )
-        columns = "user_id, movie_id, score, rank, seen"
+        columns = "user_id, movie_id, score, rank, seen, predicted_rating"
         cursor = conn.connection.cursor()
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT binary, FREEZE)") as copy:
             view, chunk = memoryview(payload), 8 << 20
@@ -148,7 +160,7 @@ def write_shard(
             raise PublishError(f"shard {shard}: COPY stored {cursor.rowcount} rows of {scores.size}")
         # Unique: a user's ranks can never repeat, checked by the index build itself.
         conn.execute(sa.text(f"CREATE UNIQUE INDEX ON {table} (user_id, rank)"))
-        _check_leaf(conn, table, shard, user_ids, movie_ids, scores, ranks, order, seed=run_id * 1000 + shard)
+        _check_leaf(conn, table, shard, user_ids, movie_ids, scores, ratings, ranks, order, seed=run_id * 1000 + shard)
         conn.execute(sa.text(f"ANALYZE {table}"))
         conn.execute(sa.text(f"ALTER TABLE {run_table(run_id)} ATTACH PARTITION {table} FOR VALUES IN ({shard})"))
         conn.execute(
@@ -347,18 +359,30 @@ def cleanup(engine: sa.Engine, keep: int = 2) -> list[int]:
     return dropped
 
 
-def publish_scores(engine: sa.Engine, model_version: str, scores: pd.DataFrame, shards: int = 1) -> int:
-    """Publish a full ranking given as a long frame (user_id, movie_id, score): for tests and tools."""
-    matrix = scores.pivot(index="user_id", columns="movie_id", values="score").sort_index().sort_index(axis=1)
+def publish_scores(engine: sa.Engine, model_version: str, frame: pd.DataFrame, shards: int = 1) -> int:
+    """Publish a full ranking given as a long frame, for tests and tools.
+
+    Columns user_id, movie_id, score (the ranking score) and optionally predicted_rating;
+    without it the rating is the score itself, which is what a rating-only model means
+    (it ranks by its predicted rating).
+    """
+    matrix = frame.pivot(index="user_id", columns="movie_id", values="score").sort_index().sort_index(axis=1)
     if matrix.isna().to_numpy().any():
         raise PublishError("scores must cover every user x movie pair")
     user_ids, movie_ids = matrix.index.to_numpy(np.int64), matrix.columns.to_numpy(np.int64)
-    values = matrix.to_numpy(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, which write_shard refuses
+        values = matrix.to_numpy(np.float32)
+        if "predicted_rating" in frame.columns:
+            rated = frame.pivot(index="user_id", columns="movie_id", values="predicted_rating")
+            # a missing rating becomes NaN here, which write_shard refuses too
+            ratings = rated.reindex(index=matrix.index, columns=matrix.columns).to_numpy(np.float32)
+        else:
+            ratings = values
     run_id = start_run(engine, model_version, shards)
     try:
         for shard in range(shards):
             mask = user_ids % shards == shard
-            write_shard(engine, run_id, shard, user_ids[mask], movie_ids, values[mask])
+            write_shard(engine, run_id, shard, user_ids[mask], movie_ids, values[mask], ratings[mask])
         publish_run(engine, run_id)
     except Exception as exc:
         fail_run(engine, run_id, str(exc))
@@ -380,7 +404,7 @@ def _detach_run_table(engine: sa.Engine, run_id: int) -> None:
 
 
 def _check_shard_input(
-    run: sa.Row, shard: int, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray
+    run: sa.Row, shard: int, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ratings: np.ndarray
 ) -> None:
     if run.status != "running":
         raise PublishError(f"run {run.run_id} is {run.status}; shards can only be written while it runs")
@@ -388,13 +412,19 @@ def _check_shard_input(
         raise PublishError(f"shard {shard} is outside 0..{run.shards - 1}")
     if scores.shape != (len(user_ids), len(movie_ids)):
         raise PublishError(f"scores shape {scores.shape} != ({len(user_ids)}, {len(movie_ids)})")
+    if ratings.shape != scores.shape:
+        raise PublishError(f"ratings shape {ratings.shape} != scores shape {scores.shape}")
     if np.any(user_ids % run.shards != shard):
         raise PublishError(f"shard {shard} was given users of other shards")
     if not np.isfinite(scores).all():
         raise PublishError(f"shard {shard}: the model produced NaN or infinite scores")
-    low, high = SCORE_RANGE
-    if scores.size and (scores.min() < low or scores.max() > high):
-        raise PublishError(f"shard {shard}: scores outside [{low}, {high}] ({scores.min()}..{scores.max()})")
+    if not np.isfinite(ratings).all():
+        raise PublishError(f"shard {shard}: the model produced NaN or infinite predicted ratings")
+    low, high = RATING_RANGE
+    if ratings.size and (ratings.min() < low or ratings.max() > high):
+        raise PublishError(
+            f"shard {shard}: predicted ratings outside [{low}, {high}] ({ratings.min()}..{ratings.max()})"
+        )
 
 
 def _seen_mask(conn: sa.Connection, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
@@ -430,13 +460,23 @@ def _ranks(scores: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _encode(
-    user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ranks: np.ndarray, order: np.ndarray
+    user_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    scores: np.ndarray,
+    ratings: np.ndarray,
+    ranks: np.ndarray,
+    order: np.ndarray,
 ) -> bytes:
-    """Rows sorted by (user, rank), seen movies last, so each user's top-k sits in a few pages."""
+    """Rows sorted by (user, rank), seen movies last, so each user's top-k sits in a few pages.
+
+    Columns in the order of the COPY column list: user_id, movie_id, score, rank, seen,
+    predicted_rating.
+    """
     n_users, n_movies = scores.shape
     flat_users = np.repeat(user_ids, n_movies)
     flat_movies = movie_ids[order].ravel()
     flat_scores = np.take_along_axis(scores, order, axis=1).ravel()
+    flat_ratings = np.take_along_axis(ratings, order, axis=1).ravel()
     flat_ranks = np.take_along_axis(ranks, order, axis=1).ravel()
     batches = []
     for is_seen in (False, True):
@@ -449,6 +489,7 @@ def _encode(
                     ("score", "float4", flat_scores[pick]),
                     ("rank", "int4", None if is_seen else flat_ranks[pick]),
                     ("seen", "bool", is_seen),
+                    ("predicted_rating", "float4", flat_ratings[pick]),
                 ],
                 int(pick.sum()),
             )
@@ -469,6 +510,7 @@ def _check_leaf(
     user_ids: np.ndarray,
     movie_ids: np.ndarray,
     scores: np.ndarray,
+    ratings: np.ndarray,
     ranks: np.ndarray,
     order: np.ndarray,
     seed: int,
@@ -479,10 +521,11 @@ def _check_leaf(
     here again in numpy; the leaf holds exactly the rows sent (COPY's own count, checked
     by the caller) and no user has a rank twice (the unique index). Then a random sample
     of rows is read back the way readers look them up, by (user, rank), and must carry the
-    movie, score and flag that were ranked there: what goes wrong between numpy and the
-    table (encoding, ordering) shows up as a wrong row. This replaced an aggregate scan of
-    every row (40-70 ms per 200k-row shard, about a tenth of the job's CPU) that checked
-    counts but could not see a movie in the wrong place.
+    movie, score, flag and predicted rating that were ranked there: what goes wrong
+    between numpy and the table (encoding, ordering, a column swapped) shows up as a wrong
+    row. This replaced an aggregate scan of every row (40-70 ms per 200k-row shard, about
+    a tenth of the job's CPU) that checked counts but could not see a movie in the wrong
+    place.
     """
     unseen = (ranks > 0).sum(axis=1)
     if np.any(ranks.max(axis=1, initial=0) != unseen) or np.any(ranks.min(axis=1, where=ranks > 0, initial=1) != 1):
@@ -496,19 +539,27 @@ def _check_leaf(
     cols = order[rows, rank - 1]
     found = conn.execute(
         sa.text(
-            f"SELECT t.user_id, t.rank, t.movie_id, t.score, t.seen FROM {table} t "
+            f"SELECT t.user_id, t.rank, t.movie_id, t.score, t.seen, t.predicted_rating FROM {table} t "
             f"JOIN unnest(CAST(:users AS int[]), CAST(:ranks AS int[])) AS q(user_id, rank) USING (user_id, rank)"
         ),
         {"users": user_ids[rows].tolist(), "ranks": rank.tolist()},
     ).all()
     # real arrives as its shortest decimal text: compare as float32, the stored precision
-    stored = {(r.user_id, r.rank): (r.movie_id, np.float32(r.score), r.seen) for r in found}
+    stored = {
+        (r.user_id, r.rank): (
+            r.movie_id,
+            np.float32(r.score),
+            r.seen,
+            None if r.predicted_rating is None else np.float32(r.predicted_rating),
+        )
+        for r in found
+    }
     for row, r, col in zip(rows.tolist(), rank.tolist(), cols.tolist(), strict=True):
-        expected = (int(movie_ids[col]), np.float32(scores[row, col]), False)
+        expected = (int(movie_ids[col]), np.float32(scores[row, col]), False, np.float32(ratings[row, col]))
         if stored.get((int(user_ids[row]), r)) != expected:
             raise PublishError(
                 f"shard {shard}: user {user_ids[row]} rank {r} reads back as "
-                f"{stored.get((int(user_ids[row]), r))}, expected (movie, score, seen) {expected}"
+                f"{stored.get((int(user_ids[row]), r))}, expected (movie, score, seen, predicted_rating) {expected}"
             )
 
 

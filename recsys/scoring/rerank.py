@@ -6,6 +6,11 @@ lookup are ONE SQL statement: PostgreSQL gives a statement one snapshot, so the 
 ranks and the model version all come from the same published run even while a new run is
 being published. Only the published ranking is read; no model is loaded.
 
+The candidates come back in the published ranking's own order: the unseen ones by their
+published ``rank`` (which orders by the ranking ``score``, ties by the lower movie id),
+then the ones the user has rated (no rank), by score the same way. ``predicted_rating``
+(1-5) is reported beside the score but never orders anything.
+
 Matching is case-insensitive and ignores surrounding whitespace; everything is passed as
 bound parameters (arrays), never spliced into the SQL.
 """
@@ -55,9 +60,10 @@ class RankedCandidate:
     movie_id: int
     title: str
     genres: list[str]
-    score: float
+    score: float  # the ranking score: orders the list, higher first; not a rating
     rank: int | None  # among the user's unseen movies; None when the user has rated it
     seen: bool
+    predicted_rating: float | None  # 1-5; None for a run published before migration 0007
 
 
 @dataclass(frozen=True)
@@ -120,14 +126,14 @@ WITH pub AS MATERIALIZED (
 )
 SELECT 0 AS part, 0 AS position, NULL::text AS requested_title, NULL::integer AS requested_id,
        NULL::integer AS movie_id, NULL::text AS title, NULL::text[] AS genres,
-       NULL::real AS score, NULL::integer AS rank, NULL::boolean AS seen,
+       NULL::real AS score, NULL::integer AS rank, NULL::boolean AS seen, NULL::real AS predicted_rating,
        p.run_id, p.model_version, p.published_at,
        EXISTS (SELECT 1 FROM recsys.ranked_scores s
                WHERE s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s) AS user_known
 FROM pub p
 UNION ALL
 SELECT r.part, r.position, r.requested_title, r.requested_id, r.movie_id, r.title, r.genres, s.score, s.rank, s.seen,
-       NULL, NULL, NULL, NULL
+       s.predicted_rating, NULL, NULL, NULL, NULL
 FROM requested r
 LEFT JOIN recsys.ranked_scores s
        ON s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s AND s.movie_id = r.movie_id
@@ -171,6 +177,20 @@ _RUN, _TITLE, _ID = 0, 1, 2  # RERANK_SQL's parts
 _request_order = itemgetter(0, 1)
 
 
+def published_order(candidate: RankedCandidate) -> tuple:
+    """Sort key: the order of the published ranking, extended to the movies it does not rank.
+
+    Unseen movies sort by their published ``rank`` itself, unique per user, so their order
+    is the published one by construction (``publish._ranks``: score descending, ties by
+    the lower movie id) with no float comparison that could disagree with it. Seen movies
+    (no rank) come after every unseen one, by score descending then movie id, the rule the
+    ranks follow.
+    """
+    if candidate.rank is not None:
+        return (0, candidate.rank, 0.0, 0)
+    return (1, 0, -candidate.score, candidate.movie_id)
+
+
 def build_result(user_id: int, rows: Iterable[Sequence], duplicates: list) -> RerankResult:
     """Turn ``RERANK_SQL`` rows into a result; raises for no ranking or an unknown user.
 
@@ -183,9 +203,8 @@ def build_result(user_id: int, rows: Iterable[Sequence], duplicates: list) -> Re
     title_ids: dict[str, list[int]] = {}
     unknown_ids: list[int] = []
     unscored: list[int] = []
-    for part, _, requested_title, requested_id, movie_id, title, genres, score, rank, seen, *run_columns in sorted(
-        rows, key=_request_order
-    ):
+    for row in sorted(rows, key=_request_order):
+        part, _, requested_title, requested_id, movie_id, title, genres, score, rank, seen, rating, *run_columns = row
         if part == _RUN:
             run = run_columns
             continue
@@ -201,7 +220,15 @@ def build_result(user_id: int, rows: Iterable[Sequence], duplicates: list) -> Re
             if movie_id not in unscored:
                 unscored.append(movie_id)
             continue
-        candidates[movie_id] = RankedCandidate(movie_id, title, list(genres or []), float(score), rank, bool(seen))
+        candidates[movie_id] = RankedCandidate(
+            movie_id,
+            title,
+            list(genres or []),
+            float(score),
+            rank,
+            bool(seen),
+            None if rating is None else float(rating),
+        )
     if run is None:
         raise NoPublishedRanking()
     run_id, model_version, published_at, user_known = run
@@ -214,8 +241,7 @@ def build_result(user_id: int, rows: Iterable[Sequence], duplicates: list) -> Re
             result.unknown_titles.append(requested)
         elif len(ids) > 1:
             result.ambiguous_titles.append(AmbiguousTitle(requested, sorted(ids)))
-    # Highest score first; equal scores by movie id, as the published ranking breaks ties.
-    result.ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.movie_id))
+    result.ranked = sorted(candidates.values(), key=published_order)
     return result
 
 

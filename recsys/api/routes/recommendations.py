@@ -36,6 +36,11 @@ RERANK_EXAMPLES = {
     "/users/{user_id}/recommendations",
     response_model=schemas.TopKResponse,
     summary="A user's top-k unseen movies from the published ranking",
+    description=(
+        "The user's unseen movies in rank order (rank 1 = highest ranking `score`). Each item has two numbers: "
+        "`score`, the ranking score (orders the list; higher first; not a rating) and `predicted_rating`, the "
+        "predicted rating 1-5 (null for a run published before migration 0007)."
+    ),
 )
 async def recommendations(
     request: Request,
@@ -50,9 +55,14 @@ async def recommendations(
     response_model=schemas.RerankResponse,
     summary="Rank candidate movies (titles and/or ids) for a user",
     description=(
-        "Compatible with the original service's payload. A title that matches no movie is listed in "
-        "`unknown_titles`; one shared by several movies is listed in `ambiguous_titles` and all its movies "
-        "are ranked; repeated candidates are answered once and listed in `duplicates`. At most 1,000 candidates."
+        "Compatible with the original service's payload. The candidates come back in the order of the published "
+        "ranking: the unseen ones by `rank` (highest ranking `score` first, equal scores by lower movie id), then "
+        "the ones the user has rated (`rank` null, `seen` true), by `score` the same way. `score` is the ranking "
+        "score (orders the list; higher first; not a rating); `predicted_rating` is the predicted rating 1-5 "
+        "(null for a run published before migration 0007) and orders nothing. A title that matches no movie is "
+        "listed in `unknown_titles`; one shared by several movies is listed in `ambiguous_titles` and all its "
+        "movies are ranked; repeated candidates are answered once and listed in `duplicates`. At most 1,000 "
+        "candidates."
     ),
     responses=schemas.error_responses(400),
 )

@@ -1,0 +1,148 @@
+"""The list head: which unseen movies belong at the top of a user's list.
+
+A rating model predicts how much a user would like a movie *if* they watched it; the
+published list needs which movies they will watch and like. This model is trained for
+that: for every training rating >= ``retrieval_min_rating`` it predicts the movie from the
+rest of the user's history, with a softmax over the whole catalogue (1,682 movies: the
+exact softmax costs one [batch, movies] matmul, so no sampled negatives and no sampling
+bias to correct).
+
+query(user)      = W_q [user id ; bag of the user's rated movies (target removed) ; side features]
+candidate(movie) = W_c [movie id ; genres ; year ; decade],  plus a per-movie bias
+score            = <query, candidate> + bias
+
+Like SVD++'s implicit term, the bag is what carries the signal: the target pair leaves
+the bag (leave-one-out), and bag entries are dropped at random during training
+(denoising), so a pair is scored the way an unseen movie is at serving time. Each side
+depends on one side only, so the precompute job still runs the towers once per user and
+once per movie and only a dot product per pair.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_recommenders as tfrs  # noqa: E402
+
+from recsys.model import inputs  # noqa: E402
+from recsys.model.config import ModelConfig  # noqa: E402
+from recsys.model.towers import BagLookup, HistoryBag, Lookup, _l2  # noqa: E402
+from recsys.model.vocab import Bags, Vocabulary  # noqa: E402
+
+keras = tf.keras
+RETRIEVAL_PARTS = ("query", "candidate", "candidate_bias")
+
+
+class RetrievalModel(tfrs.Model):
+    """Full-catalogue softmax over movies, for the users' positive ratings."""
+
+    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, bags: Bags, catalogue: pd.DataFrame):
+        super().__init__()
+        self.cfg = cfg
+        dim, l2 = cfg.retrieval_dim, cfg.retrieval_l2
+        side = cfg.side_dim
+        self.user_id = Lookup(vocab.user_ids, dim, l2, "r_user_id")
+        self.bag = HistoryBag(
+            bags.user_rated, len(vocab.user_ids) + 1, len(vocab.movie_ids) + 1, dim, "sqrt", l2,
+            "r_rated_movies", dropout=cfg.retrieval_bag_dropout,
+        )  # fmt: skip
+        self.user_side = None
+        if cfg.use_side_features:
+            self.user_side = [
+                Lookup(vocab.genders, side, l2, "r_gender"),
+                Lookup(vocab.occupations, side, l2, "r_occupation"),
+                Lookup(list(range(len(inputs.AGE_BOUNDARIES) + 1)), side, l2, "r_age_bucket"),
+                Lookup(vocab.zip_prefixes, side, l2, "r_zip_prefix"),
+            ]
+            self.genres = BagLookup(vocab.genres, side, l2, "r_genres")
+            self.year = Lookup(vocab.years or [0], side, l2, "r_release_year")
+            self.decade = Lookup(vocab.decades or [0], side, l2, "r_decade")
+        self.movie_id = Lookup(vocab.movie_ids, dim, l2, "r_movie_id")
+        self.query_layer = keras.layers.Dense(dim, use_bias=False, kernel_regularizer=_l2(cfg.retrieval_l2))
+        self.candidate_layer = keras.layers.Dense(dim, use_bias=False, kernel_regularizer=_l2(cfg.retrieval_l2))
+        self.movie_bias = keras.layers.Embedding(len(vocab.movie_ids) + 2, 1, embeddings_initializer="zeros")
+        # The softmax runs over the whole catalogue (the feature store's movies, known or not).
+        self.catalogue = {
+            name: tf.constant(catalogue[name].to_numpy().astype(np.int64 if dtype == tf.int64 else object))
+            for name, dtype in inputs.MOVIE_INPUTS.items()
+        }
+        self.seen = tf.constant(seen_matrix(vocab, bags, catalogue))
+        # hit@10: is the held-out movie in the top 10 of the user's unseen movies; what early
+        # stopping watches on the validation slice (the softmax loss bottoms out epochs earlier).
+        self.task = tfrs.tasks.Ranking(
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=10, name="hit@10")],
+        )
+
+    def query(self, features, user_index=None, target=None, training=False) -> tf.Tensor:
+        if user_index is None:
+            user_index = self.user_id.index(features["user_id"])
+        parts = [self.user_id.embed(user_index), self.bag(user_index, target, item_key=True, training=training)]
+        if self.user_side is not None:
+            gender, occupation, age, zip_prefix = self.user_side
+            parts += [
+                gender(features["gender"]),
+                occupation(features["occupation"]),
+                age(inputs.age_bucket(features["age"])),
+                zip_prefix(inputs.zip_prefix(features["zip_code"])),
+            ]
+        return self.query_layer(tf.concat(parts, axis=-1))
+
+    def candidate(self, features) -> tuple[tf.Tensor, tf.Tensor]:
+        """(candidate vector, bias) per movie; an unknown movie is scored from its side features."""
+        index = self.movie_id.index(features["movie_id"])
+        parts = [self.movie_id.embed(index)]
+        if self.user_side is not None:
+            year = tf.cast(features["release_year"], tf.int64)
+            parts += [
+                self.genres(inputs.split_genres(features["genres"])),
+                self.year(year),
+                self.decade(inputs.decade(year)),
+            ]
+        bias = tf.squeeze(self.movie_bias(index), -1) * tf.cast(index > 0, tf.float32)
+        return self.candidate_layer(tf.concat(parts, axis=-1)), bias
+
+    def parts(self, user_features, movie_features) -> dict[str, tf.Tensor]:
+        candidate, bias = self.candidate(movie_features)
+        return {"query": self.query(user_features), "candidate": candidate, "candidate_bias": bias}
+
+    def compute_loss(self, features, training=False):
+        user_index = self.user_id.index(features["user_id"])
+        movie_index = self.movie_id.index(features["movie_id"])
+        target = {  # the target pair leaves the user's bag (see HistoryBag)
+            "mask": tf.cast((features["mask_rating"] > 0) & (user_index > 0) & (movie_index > 0), tf.float32),
+            "item": movie_index,
+            "weight": tf.ones_like(tf.cast(user_index, tf.float32)),
+            "pos": tf.cast(features["bag_pos_user"], tf.int64),
+            "key": movie_index,
+        }
+        query = self.query(features, user_index, target, training=training)
+        candidates, bias = self.candidate(self.catalogue)
+        logits = tf.matmul(query, candidates, transpose_b=True) + bias[tf.newaxis, :]
+        # The user's other training movies are no competition for the target: the published
+        # list ranks only unseen movies, so the softmax does too.
+        others = tf.gather(self.seen, user_index) & ~tf.cast(
+            tf.one_hot(features["catalogue_pos"], tf.shape(logits)[1]), tf.bool
+        )
+        logits = tf.where(others, tf.constant(-1e9, logits.dtype), logits)
+        return self.task(labels=features["catalogue_pos"], predictions=logits)
+
+
+def seen_matrix(vocab: Vocabulary, bags: Bags, catalogue: pd.DataFrame) -> np.ndarray:
+    """bool [user index, catalogue row]: which movies each known user rated in training."""
+    user_index = pd.Series(np.arange(1, len(vocab.user_ids) + 1), index=np.asarray(vocab.user_ids).astype(np.int64))
+    rows = user_index.loc[bags.rated["user_id"].astype("int64").to_numpy()].to_numpy()
+    seen = np.zeros((len(vocab.user_ids) + 1, len(catalogue)), dtype=bool)
+    seen[rows, catalogue_positions(bags.rated, catalogue)] = True
+    return seen
+
+
+def catalogue_positions(pairs: pd.DataFrame, catalogue: pd.DataFrame) -> np.ndarray:
+    """Each pair's movie as its row in the catalogue the softmax runs over."""
+    position = pd.Series(np.arange(len(catalogue)), index=catalogue.index)
+    return position.loc[pairs["movie_id"].astype("int64").to_numpy()].to_numpy(np.int64)
