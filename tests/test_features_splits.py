@@ -76,3 +76,16 @@ def test_user_supplied_files(store, tmp_path):
 def test_bad_split_specs(store, spec):
     with pytest.raises(ConfigError):
         make_split(spec, store.ratings, store.split_tests)
+
+
+@pytest.mark.parametrize(("kind", "column"), [("cold_movies", "movie_id"), ("cold_users", "user_id")])
+def test_cold_start_splits_hold_out_whole_movies_or_users(store, kind, column):
+    base = make_split("u1", store.ratings, store.split_tests)
+    split = make_split(f"{kind}:u1:50:7", store.ratings, store.split_tests)
+    assert split.name == f"{kind}:u1:50:7"
+    assert split.test[column].nunique() == 50 and not set(split.test[column]) & set(split.train[column])
+    assert len(split.train) + len(split.test) == len(base.train), "both parts come from u1.base only"
+    assert make_split(f"{kind}:u1:50:7", store.ratings, store.split_tests).test.equals(split.test)
+    assert make_split(f"{kind}:temporal:0.1:50:7", store.ratings, store.split_tests).name.startswith(kind)
+    with pytest.raises(ConfigError):
+        make_split(f"{kind}:u1:5000:7", store.ratings, store.split_tests)

@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from recsys.errors import ConfigError  # noqa: E402
-from recsys.model.baselines import ALL_BASELINES, BASELINES, parse_baselines  # noqa: E402
+from recsys.model.baselines import BASELINES, all_baselines, parse_baselines  # noqa: E402
 from recsys.model.evaluate import PROTOCOL, MethodResult, fold_means, ranking_metrics, rating_metrics  # noqa: E402
 from recsys.model.report import write_report  # noqa: E402
 
@@ -45,9 +45,10 @@ def test_ranking_metrics_by_hand():
 
 
 def test_baseline_names_and_parsing():
-    assert set(ALL_BASELINES) >= {"global_mean", "random", "popularity", "top_rated", "baseline_only",
-                                  "knn_item", "knn_user", "svd", "svdpp", "seed_faithful"}  # fmt: skip
-    assert parse_baselines("all") == list(ALL_BASELINES)
+    assert set(all_baselines()) >= {"global_mean", "random", "popularity", "top_rated", "baseline_only",
+                                    "knn_item", "knn_user", "svd", "svdpp", "seed_faithful", "ids_only",
+                                    "item_knn", "ease", "als", "bpr", "lightfm", "content"}  # fmt: skip
+    assert parse_baselines("all") == list(all_baselines())
     assert parse_baselines("none") == []
     assert parse_baselines("svd, svdpp") == ["svd", "svdpp"]
     with pytest.raises(ConfigError, match="unknown baseline"):
@@ -65,15 +66,20 @@ def test_simple_baselines_fit_and_predict():
 
 
 def test_report_files(tmp_path):
+    topn = {"recall@10": 0.2, "ndcg@10": 0.21, "hr@10": 0.6, "recall@50": 0.4, "ndcg@50": 0.3,
+            "coverage@10": 0.1, "novelty@10": 0.2, "topn_users": 456}  # fmt: skip
     rows = [
-        MethodResult("svd", "SVD", 0.95, 0.75, 0.84, 0.74, 0.55, 1.0),
-        MethodResult("popularity", "Popularity", None, None, 0.74, 0.66, 0.51, 0.0),
+        MethodResult("svd", "SVD", 0.95, 0.75, 0.84, 0.74, 0.55, 1.0, topn=topn),
+        MethodResult("popularity", "Popularity", None, None, 0.74, 0.66, 0.51, 0.0, topn=topn | {"recall@10": 0.3}),
     ]
     means = fold_means({"u1": rows, "u2": rows})
     assert means[0].rmse == pytest.approx(0.95) and means[1].rmse is None
+    assert means[1].topn["recall@10"] == pytest.approx(0.3)
     paths = write_report(tmp_path, "cmp", "Comparison", means, {"split": "u1"})
     text = paths["markdown"].read_text()
-    assert "| SVD | **0.9500** |" in text and "n/a" in text and "Protocol:" in text
+    # the best list in bold, the best rating in bold, a method without a rating says so
+    assert "| SVD | 0.2000 |" in text and "| Popularity | **0.3000** |" in text and "**0.9500**" in text
+    assert "n/a" in text and "Protocol (top-N, 456 users): Full-catalogue" in text and "test-item NDCG@10" in text
     assert json.loads(paths["json"].read_text())["results"][0]["method"] == "svd"
     assert paths["plot"].stat().st_size > 1000
 
@@ -91,12 +97,14 @@ def test_train_and_evaluate_commands(db_url, tmp_path, monkeypatch, capsys):
     engine = make_engine(db_url)
     # The tiny preset, cut to one quick pass over the 80k u1.base ratings.
     config = tmp_path / "quick.yaml"
-    config.write_text("preset: tiny\nensemble_size: 1\nepochs: 1\nbatch_size: 4096\nbag_dropout: 0.0\n")
+    config.write_text("preset: tiny\nensemble_size: 1\nepochs: 1\nbatch_size: 4096\nbag_dropout: 0.0\n"
+                      "retrieval_members: 1\nretrieval_epochs: 1\n")  # fmt: skip
     try:
-        assert main(["train", "--split", "u1", "--config", str(config), "--quiet"]) == 0
+        assert main(["train", "--split", "u1", "--config", str(config), "--quiet", "--no-refit"]) == 0
         out = capsys.readouterr().out
         champion = get_champion(engine)
         assert champion is not None and champion.version_id in out and champion.split == "u1"
+        assert "holdout: Recall@10" in out and "served: the holdout model itself" in out
         assert (tmp_path / "artifacts" / champion.version_id / "saved_model.pb").is_file()
 
         # Bad input: non-zero exit, registry unchanged.
@@ -104,6 +112,7 @@ def test_train_and_evaluate_commands(db_url, tmp_path, monkeypatch, capsys):
         assert main(["train", "--config", "tiny", "--split", "nonsense"]) == 2
         assert main(["train", "--config", "no-such-preset"]) == 2
         assert main(["train", "--config", "tiny", "--tolerance", "-1"]) == 2
+        assert main(["train", "--config", "tiny", "--recall-tolerance", "-0.1"]) == 2
         assert "error:" in capsys.readouterr().err
         assert list_versions(engine) == before
 
@@ -111,9 +120,14 @@ def test_train_and_evaluate_commands(db_url, tmp_path, monkeypatch, capsys):
         assert main(["evaluate", "--split", "u1", "--config", str(config), "--baselines", "global_mean,top_rated",
                      "--out", str(reports)]) == 0  # fmt: skip
         out = capsys.readouterr().out
-        assert "| TFRS quick |" in out and "| Global mean |" in out and "Protocol:" in out
+        assert "| TFRS quick |" in out and "| Global mean |" in out and "Protocol (top-N" in out
+        assert "| TFRS quick, list ordered by predicted rating |" in out
         data = json.loads((reports / "evaluate-u1.json").read_text())
-        assert [r["method"] for r in data["results"]] == ["global_mean", "top_rated", "tfrs_quick"]
+        methods = [r["method"] for r in data["results"]]
+        assert methods == ["global_mean", "top_rated", "tfrs_quick", "tfrs_quick_by_rating"]
+        by = {r["method"]: r for r in data["results"]}
+        assert by["global_mean"]["topn"] == {} and 0 < by["top_rated"]["topn"]["recall@10"] < 1
+        assert by["tfrs_quick"]["topn"]["topn_users"] == by["top_rated"]["topn"]["topn_users"] > 400
         assert (reports / "evaluate-u1.png").is_file() and (reports / "evaluate-u1.md").is_file()
     finally:
         engine.dispose()

@@ -3,7 +3,10 @@
 A split is named by a short spec so that the CLI, the registry and the DAGs can record
 exactly which data a model saw: ``u1`` .. ``u5``, ``ua``, ``ub``, ``random:0.2:42``
 (test fraction, seed), ``temporal:0.2`` (the latest 20% of ratings by time), or
-``files:TRAIN,TEST`` for user-supplied files in ``u.data`` format.
+``files:TRAIN,TEST`` for user-supplied files in ``u.data`` format. Two cold-start
+protocols hold out whole movies or users of a base split's training part:
+``cold_movies:u1:50:42`` (50 movies, seed 42: every rating of theirs is the test part,
+none is in training) and ``cold_users:u1:50:42``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ def make_split(spec: str, ratings: pd.DataFrame, split_tests: pd.DataFrame | Non
     if kind == "temporal":
         (fraction,) = _parse_args(spec, args, 1, (0.2,))
         return temporal_split(ratings, float(fraction))
+    if kind in COLD_KINDS:
+        base, count, seed = _cold_args(spec, args)
+        return cold_split(make_split(base, ratings, split_tests), kind, count, seed)
     if kind == "files":
         train_path, sep, test_path = args.partition(",")
         if not sep or not train_path or not test_path:
@@ -45,8 +51,37 @@ def make_split(spec: str, ratings: pd.DataFrame, split_tests: pd.DataFrame | Non
         return files_split(Path(train_path), Path(test_path), ratings)
     raise ConfigError(
         f"unknown split {spec!r}; use one of {', '.join(CANONICAL_SPLITS)}, "
-        "random[:FRACTION[:SEED]], temporal[:FRACTION] or files:TRAIN,TEST"
+        "random[:FRACTION[:SEED]], temporal[:FRACTION], cold_movies:BASE[:COUNT:SEED], "
+        "cold_users:BASE[:COUNT:SEED] or files:TRAIN,TEST"
     )
+
+
+COLD_KINDS = {"cold_movies": "movie_id", "cold_users": "user_id"}
+
+
+def cold_split(base: Split, kind: str, count: int, seed: int) -> Split:
+    """``count`` movies (or users) of ``base``'s training part held out entirely: their ratings are the test part."""
+    column = COLD_KINDS[kind]
+    ids = np.sort(base.train[column].unique())
+    if count >= len(ids):
+        raise ConfigError(f"{kind}: cannot hold out {count} of {len(ids)} {column} values")
+    held = np.random.default_rng(seed).choice(ids, count, replace=False)
+    is_test = base.train[column].isin(held).to_numpy()
+    return Split(f"{kind}:{base.name}:{count}:{seed}", _clean(base.train[~is_test]), _clean(base.train[is_test]))
+
+
+def _cold_args(spec: str, args: str) -> tuple[str, int, int]:
+    """``BASE:COUNT:SEED`` (BASE may itself hold colons, e.g. temporal:0.1), or just ``BASE`` for 50 and 42."""
+    parts = args.rsplit(":", 2)
+    if len(parts) == 3 and parts[1].lstrip("-").isdigit() and parts[2].lstrip("-").isdigit():
+        base, count, seed = parts[0], int(parts[1]), int(parts[2])
+    else:
+        base, count, seed = args, 50, 42
+    if not base or base.startswith(tuple(COLD_KINDS)):
+        raise ConfigError(f"split {spec!r}: use cold_movies:BASE[:COUNT:SEED], e.g. cold_movies:u1:50:42")
+    if count < 1 or seed < 0:
+        raise ConfigError(f"split {spec!r}: count must be at least 1 and seed at least 0")
+    return base, count, seed
 
 
 def canonical_split(name: str, ratings: pd.DataFrame, split_tests: pd.DataFrame) -> Split:

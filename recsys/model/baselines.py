@@ -101,21 +101,27 @@ BASELINES: dict[str, Baseline] = {
         Baseline("svdpp", "SVD++ (surprise, defaults)", _surprise(_algo("svdpp"))),
     )
 }
-SEED_FAITHFUL = "seed_faithful"  # the TFRS baseline; trained by evaluate, not here
-ALL_BASELINES = (*BASELINES, SEED_FAITHFUL)
+SEED_FAITHFUL = "seed_faithful"
+TFRS_BASELINES = (SEED_FAITHFUL, "ids_only")  # TFRS presets trained by evaluate, not here
+
+
+def all_baselines() -> tuple[str, ...]:
+    """Every name ``--baselines`` takes: rating baselines, top-N baselines, TFRS presets."""
+    from recsys.model.topn_baselines import TOPN_BASELINES
+
+    return tuple(dict.fromkeys((*BASELINES, *TOPN_BASELINES, *TFRS_BASELINES)))
 
 
 def parse_baselines(spec: str) -> list[str]:
     """``all``, ``none`` or a comma-separated list of names."""
     spec = spec.strip()
+    names_known = all_baselines()
     if spec == "all":
-        return list(ALL_BASELINES)
+        return list(names_known)
     if spec in ("", "none"):
         return []
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in ALL_BASELINES]
+    unknown = [n for n in names if n not in names_known]
     if unknown:
-        raise ConfigError(
-            f"unknown baseline(s) {', '.join(unknown)}; choose from all, none, {', '.join(ALL_BASELINES)}"
-        )
+        raise ConfigError(f"unknown baseline(s) {', '.join(unknown)}; choose from all, none, {', '.join(names_known)}")
     return names

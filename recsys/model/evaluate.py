@@ -1,8 +1,10 @@
 """Accuracy and ranking metrics, and the side-by-side comparison on one split.
 
 Every method is fitted on the same training part and scored on the same test part, so
-the numbers in one table are directly comparable. The ranking protocol is stated in
-``PROTOCOL`` and printed with every report.
+the numbers in one table are directly comparable. Two ranking protocols, both printed
+with every report: the full-catalogue top-N of ``recsys.model.topn`` (the list a user
+gets; ``topn.PROTOCOL``) and the older test-item ranking (``PROTOCOL`` here: each user's
+own test movies reordered, which says little about the list and is labelled as such).
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ import pandas as pd
 
 from recsys.data.movielens import MovieLens
 from recsys.data.splits import Split, make_split
-from recsys.model.baselines import BASELINES, SEED_FAITHFUL
+from recsys.model.baselines import BASELINES, TFRS_BASELINES
+from recsys.model.topn import Catalogue, ScoreFn, evaluate_topn
 
 log = logging.getLogger(__name__)
 
 K = 10
 RELEVANT = 4  # rating >= 4 counts as relevant
+TFRS_LABELS = {
+    "seed_faithful": "TFRS seed-faithful (3 epochs, as the original)",
+    "ids_only": "TFRS ids only (no side features, no history)",
+}
 PROTOCOL = (
-    f"RMSE/MAE over all test ratings. Ranking: for each test user, that user's test movies are "
+    f"RMSE/MAE over all test ratings. Test-item ranking: for each test user, that user's test movies are "
     f"ranked by predicted score (ties by movie id); relevance = rating >= {RELEVANT}; "
     f"NDCG@{K} (binary gain, ideal = the user's relevant test movies first), "
     f"Precision@{K} = relevant in top {K} / min({K}, user's test movies), "
@@ -44,6 +51,7 @@ class MethodResult:
     recall: float
     fit_seconds: float
     notes: dict = field(default_factory=dict)
+    topn: dict = field(default_factory=dict)  # full-catalogue metrics (topn.evaluate_topn); {} = not ranked
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -85,13 +93,17 @@ def ranking_metrics(test: pd.DataFrame, scores: np.ndarray, k: int = K) -> dict[
 
 
 def score_method(
-    method: str, label: str, test: pd.DataFrame, predicted: np.ndarray, seconds: float, rates: bool = True, **notes
-) -> MethodResult:
-    acc = rating_metrics(test["rating"].to_numpy(), predicted) if rates else {"rmse": None, "mae": None}
-    rank = ranking_metrics(test, predicted)
+    method: str, label: str, test: pd.DataFrame, predicted: np.ndarray | None, seconds: float, rates: bool = True,
+    topn: dict | None = None, **notes,
+) -> MethodResult:  # fmt: skip
+    """Rating and test-item metrics of ``predicted`` (None: a method that only ranks the catalogue)."""
+    acc = rating_metrics(test["rating"].to_numpy(), predicted) if rates and predicted is not None else {}
+    rank = ranking_metrics(test, predicted) if predicted is not None else {}
+    nan = float("nan")
     return MethodResult(
-        method, label, acc["rmse"], acc["mae"], rank["ndcg"], rank["precision"], rank["recall"], seconds, notes
-    )
+        method, label, acc.get("rmse"), acc.get("mae"), rank.get("ndcg", nan), rank.get("precision", nan),
+        rank.get("recall", nan), seconds, notes, topn or {},
+    )  # fmt: skip
 
 
 def evaluate_split(
@@ -106,45 +118,63 @@ def evaluate_split(
     """Fit each baseline in ``methods`` and each TFRS config in ``model_configs`` on one split.
 
     ``model_configs`` maps a method name (e.g. ``tfrs_full``) to a ``ModelConfig``; the
-    seed-faithful TFRS baseline is added when ``methods`` names it.
+    seed-faithful and ids-only TFRS baselines are added when ``methods`` names them.
+    Every method that can rank the whole catalogue is also measured by the full-catalogue
+    top-N protocol; a TFRS model with a list head gets a second row, its list ordered by
+    the predicted rating, to show what the head adds.
     """
     from recsys.model.config import preset
+    from recsys.model.topn_baselines import TOPN_BASELINES, fit_tuned
     from recsys.model.train import train
+    from recsys.model.tuning import is_temporal
 
     if isinstance(split, str):
         split = make_split(split, ml.ratings, ml.split_tests)
-    configs = dict(model_configs)
-    if SEED_FAITHFUL in methods:
-        configs = {"tfrs_seed_faithful": preset(SEED_FAITHFUL, seed=seed), **configs}
+    catalogue = Catalogue.from_frames(ml.users["user_id"], ml.movies["movie_id"], split.train)
+    configs = {f"tfrs_{name}": preset(name, seed=seed) for name in TFRS_BASELINES if name in methods}
+    configs.update(model_configs)
     results: list[MethodResult] = []
 
     def done(result: MethodResult) -> None:
         results.append(result)
-        log.info("%s on %s: rmse=%s ndcg=%.4f (%.1fs)", result.method, split.name, result.rmse, result.ndcg,
-                 result.fit_seconds)  # fmt: skip
+        log.info("%s on %s: rmse=%s recall@10=%s (%.1fs)", result.method, split.name, result.rmse,
+                 result.topn.get("recall@10"), result.fit_seconds)  # fmt: skip
         if on_result:
             on_result(result)
 
     for name in methods:
-        if name == SEED_FAITHFUL:
+        if name in TFRS_BASELINES:
             continue
-        baseline = BASELINES[name]
         started = time.perf_counter()
-        predict = baseline.fit(split.train, seed)
-        predicted = predict(split.test)
-        done(score_method(name, baseline.label, split.test, predicted, time.perf_counter() - started,
-                          baseline.predicts_ratings))  # fmt: skip
+        predicted, label, rates, notes, topn = None, None, False, {}, {}
+        if name in BASELINES:
+            baseline = BASELINES[name]
+            predicted = baseline.fit(split.train, seed)(split.test)
+            label, rates = baseline.label, baseline.predicts_ratings
+        if name in TOPN_BASELINES:
+            score, params, tuning = fit_tuned(name, split.train, ml, catalogue, seed, temporal=is_temporal(split.name))
+            topn = evaluate_topn(score, catalogue, split.test)
+            label = label or TOPN_BASELINES[name].label
+            notes = {"params": params, "tuning": tuning}
+        done(score_method(name, label, split.test, predicted, time.perf_counter() - started, rates, topn, **notes))
     for name, cfg in configs.items():
         trained = train(ml, split, cfg, verbose=verbose)
         predicted = trained.predict(split.test)
-        label = f"TFRS {cfg.name}" + (" (3 epochs, as the original)" if cfg.name == SEED_FAITHFUL else "")
-        done(
-            score_method(
-                name, label, split.test, predicted, trained.train_seconds,
-                validation_rmse=trained.validation.get("rmse"), best_epoch=trained.best_epoch,
-            )
-        )  # fmt: skip
+        label = TFRS_LABELS.get(cfg.name, f"TFRS {cfg.name}")
+        notes = {"validation_rmse": trained.validation.get("rmse"), "best_epoch": trained.best_epoch,
+                 "member_epochs": trained.member_epochs, "retrieval_epochs": trained.retrieval_epochs}  # fmt: skip
+        topn = evaluate_topn(model_scores(trained, "score"), catalogue, split.test)
+        done(score_method(name, label, split.test, predicted, trained.train_seconds, topn=topn, **notes))
+        if cfg.retrieval_dim:
+            by_rating = evaluate_topn(model_scores(trained, "rating"), catalogue, split.test)
+            done(score_method(f"{name}_by_rating", f"{label}, list ordered by predicted rating", split.test,
+                              predicted, 0.0, topn=by_rating))  # fmt: skip
     return results
+
+
+def model_scores(trained, key: str) -> ScoreFn:
+    """The trained model's ranking scores (``score``) or predicted ratings as a top-N score function."""
+    return lambda user_ids, movie_ids: trained.score_grid(user_ids, movie_ids, key)
 
 
 def fold_means(per_fold: dict[str, list[MethodResult]]) -> list[MethodResult]:
@@ -158,11 +188,15 @@ def fold_means(per_fold: dict[str, list[MethodResult]]) -> list[MethodResult]:
             values = [getattr(r, attr) for r in rows]
             return None if any(v is None for v in values) else float(np.mean(values))
 
+        keys = set.intersection(*(set(r.topn) for r in rows))
+        topn = {k: float(np.mean([r.topn[k] for r in rows])) for k in sorted(keys)}
         out.append(
             MethodResult(
                 method, rows[0].label, mean("rmse"), mean("mae"), mean("ndcg"), mean("precision"),
                 mean("recall"), float(np.mean([r.fit_seconds for r in rows])),
-                {"folds": list(per_fold), "rmse_per_fold": [r.rmse for r in rows]},
+                {"folds": list(per_fold), "rmse_per_fold": [r.rmse for r in rows],
+                 "recall@10_per_fold": [r.topn.get("recall@10") for r in rows]},
+                topn,
             )
         )  # fmt: skip
     return out
