@@ -247,6 +247,21 @@ def test_dag_files_parse_fast() -> None:
     assert not slow, f"slow to parse: {slow}"
 
 
+def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
+    """One holdout default: the DAG's (which may not import recsys at parse time) equals the CLI's."""
+    sys.path.insert(0, str(DAGS))
+    from movielens_common import DEFAULT_HOLDOUT
+
+    from recsys.data.splits import make_split
+    from recsys.model.commands import DEFAULT_HOLDOUT as CLI_DEFAULT
+
+    assert DEFAULT_HOLDOUT == CLI_DEFAULT == "temporal:0.1"
+    import pandas as pd
+
+    ratings = pd.DataFrame({"user_id": [1, 2] * 10, "movie_id": range(20), "rating": 4, "rated_at": range(20)})
+    assert make_split(DEFAULT_HOLDOUT, ratings).test["rated_at"].min() == 18, "the newest 10% are held out"
+
+
 def test_rerank_request_check_matches_the_param_schema() -> None:
     """The in-task check refuses what the Params' schema refuses, with a clear message."""
     sys.path.insert(0, str(DAGS))
