@@ -24,7 +24,6 @@ from recsys.model.towers import Lookup, MovieTower, UserTower, _l2, bag_levels  
 from recsys.model.vocab import Bags, Vocabulary  # noqa: E402
 
 keras = tf.keras
-PART_NAMES = ("hidden", "dot", "bias")  # what each tower hands to the pair scorer
 RATING_MIN, RATING_MAX = 1.0, 5.0
 
 
@@ -168,4 +167,4 @@ class RankingModel(tfrs.Model):
         return tf.clip_by_value(raw, RATING_MIN, RATING_MAX) if self.cfg.clip_predictions else raw
 
 
-__all__ = ["PART_NAMES", "Lookup", "RankingModel"]
+__all__ = ["Lookup", "RankingModel"]
