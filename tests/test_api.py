@@ -21,6 +21,7 @@ from test_api_support import (  # noqa: F401
     db_fingerprint,
 )
 
+from recsys.api.db import conninfo
 from recsys.config import PROJECT_ROOT
 
 RERANK = "/recommendation/ranked_recommendation"
@@ -343,9 +344,8 @@ def test_hostile_requests_change_nothing(api: ApiServer, current_baseline: Publi
 
 
 def test_read_only_role_cannot_write_even_if_it_asks(current_baseline: Published):  # noqa: F811
-    url = sa.engine.make_url(as_role(current_baseline.url))
-    conninfo = f"host={url.host} port={url.port or 5432} dbname={url.database} user={url.username}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    # conninfo() keeps a socket host (the managed server's ?host=/dir) as the API itself does
+    with psycopg.connect(conninfo(as_role(current_baseline.url)), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM recsys.movies").fetchone() == (1682,)
         conn.execute("SET default_transaction_read_only = off")  # prove the grants, not just the session default
         for statement in [
