@@ -89,3 +89,18 @@ def test_cold_start_splits_hold_out_whole_movies_or_users(store, kind, column):
     assert make_split(f"{kind}:temporal:0.1:50:7", store.ratings, store.split_tests).name.startswith(kind)
     with pytest.raises(ConfigError):
         make_split(f"{kind}:u1:5000:7", store.ratings, store.split_tests)
+
+
+def test_early_stopping_slice_of_a_time_ordered_split_is_its_newest_ratings(store):
+    """The TFRS model early-stops on later ratings than it fits, as the test part asks it to."""
+    from recsys.model.train import validation_slice
+
+    temporal = make_split("temporal:0.2", store.ratings)
+    fit, valid = validation_slice(temporal, 0.1, seed=42)
+    assert len(valid) == round(len(temporal.train) * 0.1) and len(fit) + len(valid) == len(temporal.train)
+    assert valid["rated_at"].min() >= fit["rated_at"].max()
+
+    random = make_split("u1", store.ratings, store.split_tests)
+    fit, valid = validation_slice(random, 0.1, seed=42)
+    assert valid["rated_at"].min() < fit["rated_at"].max()  # a random split keeps a random slice
+    assert validation_slice(random, 0.0, seed=42)[1].empty

@@ -1,7 +1,8 @@
 """Train the ranking model on a split, reproducibly, with early stopping on validation.
 
-Validation is a seeded random slice of the split's *training* part: early stopping and
-any hyperparameter choice look only at it, never at the test part. The history bags
+Validation is a slice of the split's *training* part (``tuning.validation_part``: the
+newest share on a time-ordered split, a seeded random share otherwise): early stopping
+and any hyperparameter choice look only at it, never at the test part. The history bags
 hold every training rating (as at serving time); training and validation pairs are
 masked out of their own bags, so each is scored the way an unseen test pair is.
 Inputs are checked before any work: an invalid config, an empty or tiny split, or ids
@@ -31,6 +32,7 @@ from recsys.model.ensemble import Ensemble  # noqa: E402
 from recsys.model.ranking import RankingModel  # noqa: E402
 from recsys.model.retrieval import RetrievalModel, catalogue_positions  # noqa: E402
 from recsys.model.serving import ServingModule, call_in_chunks, grid, tower_parts  # noqa: E402
+from recsys.model.tuning import is_temporal, validation_part  # noqa: E402
 from recsys.model.vocab import Vocabulary, bag_targets, build_bags, build_vocabulary  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -107,13 +109,11 @@ def check_inputs(ml: MovieLens, split: Split, cfg: ModelConfig) -> None:
         raise DataError(f"split {split.name!r} is too small for a validation slice of {cfg.validation_fraction}")
 
 
-def validation_slice(train: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A seeded random share of the training ratings, held out for early stopping and tuning."""
+def validation_slice(split: Split, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(fit, valid)`` of the training part, drawn the way the baselines' tuning draws it."""
     if fraction <= 0:
-        return train.reset_index(drop=True), train.iloc[:0]
-    order = np.random.default_rng(seed).permutation(len(train))
-    cut = int(len(train) * fraction)
-    return train.iloc[order[cut:]].reset_index(drop=True), train.iloc[order[:cut]].reset_index(drop=True)
+        return split.train.reset_index(drop=True), split.train.iloc[:0]
+    return validation_part(split.train, fraction, seed, temporal=is_temporal(split.name))
 
 
 def train(
@@ -136,7 +136,7 @@ def train(
     configure_tensorflow(cfg.seed, threads)
     started = time.perf_counter()
     users, movies = inputs.user_table(ml), inputs.movie_table(ml)
-    fit_part, valid_part = validation_slice(split.train, cfg.validation_fraction, cfg.seed)
+    fit_part, valid_part = validation_slice(split, cfg.validation_fraction, cfg.seed)
     vocab = build_vocabulary(split.train, users, movies)
     needs_bags = cfg.use_user_bag or cfg.use_movie_bag or cfg.retrieval_dim > 0
     bags = build_bags(split.train, vocab, cfg.bag_ratings) if needs_bags else None

@@ -1,8 +1,8 @@
 """Hyper-parameter choice on a validation share of the TRAINING part (never the test part).
 
-A random split holds out a seeded random share of the training ratings (the same draw as
-``train.validation_slice``); a time-ordered split holds out the newest training ratings,
-so that validation, like the test, asks for later ratings than the model has seen.
+A random split holds out a seeded random share of the training ratings; a time-ordered split holds out the newest training ratings,
+so that validation, like the test, asks for later ratings than the model has seen. The
+TFRS model's early stopping (``train.validation_slice``) draws its slice here too.
 """
 
 from __future__ import annotations
