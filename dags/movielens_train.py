@@ -30,7 +30,9 @@ Trains a **challenger** on the training part of the holdout split `split` (by de
 the newest 10% of ratings are held out), measures it on the holdout — the full-catalogue
 top-10 list (Recall@10) and the rating error (RMSE) — and applies the promotion gate: it
 becomes **champion** only if its Recall@10 is no worse than the champion's − `recall_tolerance`
-*and* its RMSE no worse than the champion's + `tolerance` (on the same split); otherwise it
+*and* its RMSE no worse than the champion's + `tolerance` (on the same split), and — when it
+was trained on the champion's own data — better on one of the two (a tie keeps the champion,
+so a retrain of unchanged data never churns the ranking); otherwise it
 is recorded as *rejected*, with the reason naming both, and the champion and the published
 ranking stay as they are. A model that can win is **refit on every rating** (same
 hyperparameters, the epochs the holdout chose) and that refit is exported under

@@ -27,11 +27,11 @@ def engine(empty_db_url: str):
     engine.dispose()
 
 
-def _register(engine, version_id: str, rmse: float, split: str = "u1", recall: float = 0.4, **kw):
+def _register(engine, version_id: str, rmse: float, split: str = "u1", recall: float = 0.4, fp: str = "fp", **kw):
     return register_and_gate(
         engine,
         version_id=version_id,
-        data_fingerprint="fp",
+        data_fingerprint=fp,
         split=split,
         config={"name": "test"},
         metrics={"rmse": rmse, "recall@10": recall},
@@ -60,7 +60,7 @@ def test_promotion_gate(engine):
     assert get_champion(engine).version_id == "v2", "the champion is untouched by a rejection"
     assert get_version(engine, "v3").decision_reason == worse.reason
 
-    within_tolerance = _register(engine, "v4", 0.935, tolerance=0.01)
+    within_tolerance = _register(engine, "v4", 0.935, tolerance=0.01, fp="newer data")  # fresher, slightly worse
     assert within_tolerance.status == "champion"
 
     held_back = _register(engine, "v5", 0.5, promote=False)
@@ -86,11 +86,22 @@ def test_gate_judges_the_list_and_the_rating(engine):
     assert worse_rating.status == "rejected" and "worse on the rating" in worse_rating.reason
     both = _register(engine, "v4", 0.95, recall=0.30)
     assert "worse on the list and the rating" in both.reason
-    assert _register(engine, "v5", 0.90, recall=0.395, recall_tolerance=0.01).status == "champion"
+    assert _register(engine, "v5", 0.89, recall=0.395, recall_tolerance=0.01).status == "champion"
     assert get_champion(engine).version_id == "v5"
     with pytest.raises(ConfigError, match="recall@10"):
         register_and_gate(engine, version_id="v6", data_fingerprint="fp", split="u1", config={},
                           metrics={"rmse": 0.8}, artifact_uri="/a")  # fmt: skip
+
+
+def test_gate_does_not_churn_on_a_tie(engine):
+    """A retrain of the same data that only ties keeps the champion; on new data a tie is promoted."""
+    assert _register(engine, "v1", 0.90, recall=0.40).status == "champion"
+    tie = _register(engine, "v2", 0.90, recall=0.40)
+    assert tie.status == "rejected" and "no better than champion v1 on the same data" in tie.reason
+    within_tolerance = _register(engine, "v3", 0.905, recall=0.40, tolerance=0.01)
+    assert within_tolerance.status == "rejected" and get_champion(engine).version_id == "v1"
+    assert _register(engine, "v4", 0.90, recall=0.40, fp="new data").status == "champion"
+    assert _register(engine, "v5", 0.90, recall=0.41, fp="new data").status == "champion"  # better list
 
 
 def test_gate_rejects_bad_arguments_without_writing(engine):

@@ -89,7 +89,7 @@ def train_and_register(
     trained = train(ml, split, cfg, verbose=verbose)
     metrics = split_metrics(trained, split, ml.movies["movie_id"], ml.users["user_id"])
     served = trained
-    status, _ = preview(bind, metrics, split.name, gate, promote)
+    status, _ = preview(bind, metrics, split.name, gate, ml.fingerprint, promote)
     if refit and status == "champion":
         log.info("the holdout model can win (%s); refitting on all %d ratings", split.name, len(ml.ratings))
         served = refit_all(ml, trained, verbose=verbose)

@@ -3,7 +3,9 @@
 A new model becomes champion only if, on the same holdout split, its full-catalogue
 Recall@10 (the list users get) is no worse than the current champion's minus a tolerance
 *and* its RMSE no worse than the champion's plus a tolerance; otherwise it is recorded as
-rejected, with a reason that names both. Insert, gate decision and the old champion's retirement happen in one
+rejected, with a reason that names both. On the champion's own data a challenger must also
+be better on one of the two: a retrain that only ties (the same data, the same metrics) is
+rejected, so identical models never churn the champion and the nightly ranking. Insert, gate decision and the old champion's retirement happen in one
 transaction under a table lock, so two concurrent trainings cannot both win and a crash
 leaves the registry as it was. RMSEs on different splits are not comparable, so a model
 evaluated on another split than the champion is not promoted over it.
@@ -96,7 +98,7 @@ def register_and_gate(
         champion = conn.execute(
             sa.text(f"SELECT {_COLUMNS} FROM recsys.model_versions WHERE status = 'champion'")
         ).first()
-        status, reason = gate.decide(metrics, split, promote, champion)
+        status, reason = gate.decide(metrics, split, promote, champion, data_fingerprint)
         if status == "champion" and champion is not None:
             # Before the insert: the one-champion index is checked per statement.
             conn.execute(
@@ -136,7 +138,7 @@ def _require_metrics(metrics: dict[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class Gate:
-    """Promotion rule: no worse on the list (Recall@10) and no worse on the rating (RMSE)."""
+    """Promotion rule: no worse on the list (Recall@10) and the rating (RMSE); better on one if the data is the same."""
 
     rmse_tolerance: float = DEFAULT_TOLERANCE
     recall_tolerance: float = DEFAULT_RECALL_TOLERANCE
@@ -147,7 +149,9 @@ class Gate:
                 f"promotion tolerances must be >= 0, got RMSE {self.rmse_tolerance}, Recall@10 {self.recall_tolerance}"
             )
 
-    def decide(self, metrics: dict[str, Any], split: str, promote: bool, champion) -> tuple[str, str]:
+    def decide(
+        self, metrics: dict[str, Any], split: str, promote: bool, champion, data_fingerprint: str
+    ) -> tuple[str, str]:
         rmse, recall = float(metrics["rmse"]), float(metrics[LIST_METRIC])
         mine = f"Recall@10 {recall:.4f}, RMSE {rmse:.4f} on {split}"
         if not promote:
@@ -173,17 +177,30 @@ class Gate:
             f"- tolerance {self.recall_tolerance:g}; RMSE {rmse:.4f} {'<=' if rating_ok else '>'} "
             f"{their_rmse:.4f} + tolerance {self.rmse_tolerance:g}; on {split}"
         )
-        if list_ok and rating_ok:
-            return "champion", verdict
-        worse = " and ".join(w for w, ok in (("the list", list_ok), ("the rating", rating_ok)) if not ok)
-        return "rejected", f"worse on {worse}: {verdict}"
+        if not (list_ok and rating_ok):
+            worse = " and ".join(w for w, ok in (("the list", list_ok), ("the rating", rating_ok)) if not ok)
+            return "rejected", f"worse on {worse}: {verdict}"
+        better = recall > their_recall or rmse < their_rmse
+        if not better and champion.data_fingerprint == data_fingerprint:
+            return "rejected", (
+                f"no better than champion {champion.version_id} on the same data (a tie is not a reason to "
+                f"replace it): {verdict}"
+            )
+        return "champion", verdict
 
 
-def preview(bind: sa.Engine | sa.Connection, metrics: dict[str, Any], split: str, gate: Gate, promote: bool = True):
+def preview(
+    bind: sa.Engine | sa.Connection,
+    metrics: dict[str, Any],
+    split: str,
+    gate: Gate,
+    data_fingerprint: str,
+    promote: bool = True,
+):
     """What the gate would decide now (nothing written): lets training skip a refit that cannot win."""
     _require_metrics(metrics)
     champion = get_champion(bind)
-    return gate.decide(metrics, split, promote, champion)
+    return gate.decide(metrics, split, promote, champion, data_fingerprint)
 
 
 def get_champion(bind: sa.Engine | sa.Connection) -> ModelVersion | None:
