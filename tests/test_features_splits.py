@@ -72,6 +72,14 @@ def test_user_supplied_files(store, tmp_path):
         make_split(f"files:{train},{test}", store.ratings)
 
 
+def test_user_supplied_files_must_not_overlap(store, tmp_path):
+    train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    train.write_text("1\t1\t5\t881250949\n2\t1\t3\t881250950\n")
+    test.write_text("1\t2\t4\t881250951\n2\t1\t4\t881250952\n")  # user 2 x movie 1 is in both
+    with pytest.raises(DataError, match=r"1 \(user, movie\) pair\(s\) are in both .* e\.g\. user 2, movie 1"):
+        make_split(f"files:{train},{test}", store.ratings)
+
+
 @pytest.mark.parametrize("spec", ["u9", "random:2", "random:x", "temporal:0.1:3:4", "files:onlyone"])
 def test_bad_split_specs(store, spec):
     with pytest.raises(ConfigError):

@@ -114,7 +114,20 @@ def files_split(train_path: Path, test_path: Path, known: pd.DataFrame | None = 
     if known is not None:
         for path, part in ((train_path, train), (test_path, test)):
             _require_known_ids(path, part, known)
+    _refuse_overlap(train_path, train, test)
     return Split(f"files:{train_path},{test_path}", _clean(train), _clean(test))
+
+
+def _refuse_overlap(train_path: Path, train: pd.DataFrame, test: pd.DataFrame) -> None:
+    """A pair in both parts would be trained on (and sit in the history bags) and then tested."""
+    shared = train[["user_id", "movie_id"]].merge(test[["user_id", "movie_id"]].drop_duplicates())
+    if len(shared):
+        first = shared.iloc[0]
+        raise DataError(
+            f"{len(shared)} (user, movie) pair(s) are in both the training and the test file, e.g. "
+            f"user {first['user_id']}, movie {first['movie_id']}; a test rating must not be trained on",
+            source=str(train_path),
+        )
 
 
 def _require_known_ids(path: Path, part: pd.DataFrame, known: pd.DataFrame) -> None:
