@@ -128,6 +128,10 @@ def test_train_and_evaluate_commands(db_url, tmp_path, monkeypatch, capsys):
         by = {r["method"]: r for r in data["results"]}
         assert by["global_mean"]["topn"] == {} and 0 < by["top_rated"]["topn"]["recall@10"] < 1
         assert by["tfrs_quick"]["topn"]["topn_users"] == by["top_rated"]["topn"]["topn_users"] > 400
+        assert data["ranking_users"] == by["top_rated"]["topn"]["topn_users"]
+        assert (data["train_ratings"], data["test_ratings"]) == (80_000, 20_000)
+        assert data["data_fingerprint"] == champion.data_fingerprint  # the data the model was trained on
+        assert len(by["tfrs_quick"]["notes"]["member_epochs"]) == 1  # ensemble_size 1
         assert (reports / "evaluate-u1.png").is_file() and (reports / "evaluate-u1.md").is_file()
     finally:
         engine.dispose()

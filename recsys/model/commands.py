@@ -111,6 +111,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    from recsys.data.splits import make_split
     from recsys.model.baselines import parse_baselines
     from recsys.model.config import load_config
     from recsys.model.evaluate import evaluate_split, fold_means
@@ -125,8 +126,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     per_split = {}
     for spec in splits:
         print(f"== {spec}: fitting {len(methods)} baseline(s) and TFRS {cfg.name} ...", flush=True)
+        split = make_split(spec, ml.ratings, ml.split_tests)
         results = evaluate_split(
-            ml, spec, methods, {f"tfrs_{cfg.name}": cfg}, seed=seed,
+            ml, split, methods, {f"tfrs_{cfg.name}": cfg}, seed=seed,
             on_result=lambda r: print(f"   {r.method:<26} Recall@10 {r.topn.get('recall@10', float('nan')):.4f}"
                                       f"  RMSE {r.rmse if r.rmse is not None else float('nan'):.4f}"
                                       f"  ({r.fit_seconds:.1f}s)", flush=True),
@@ -134,7 +136,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         per_split[spec] = results
         notes = [f"Split {spec}; hyperparameters chosen on validation slices of the training part only."]
         paths = write_report(args.out, f"evaluate-{_safe(spec)}", f"Comparison on {spec}", results,
-                             {"split": spec, "config": cfg.to_json()}, notes)  # fmt: skip
+                             {"split": spec, **_split_facts(ml, split, results), "config": cfg.to_json()},
+                             notes)  # fmt: skip
         print(markdown_table(results, f"Comparison on {spec}", notes))
         print(f"written: {', '.join(str(p) for p in paths.values())}")
     if len(splits) > 1:
@@ -146,6 +149,17 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(markdown_table(means, title, notes))
         print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _split_facts(ml, split, results) -> dict:
+    """What a reader of the JSON needs to tell two reports apart: the data and the sizes measured."""
+    ranked = [r.topn["topn_users"] for r in results if r.topn]
+    return {
+        "data_fingerprint": ml.fingerprint,
+        "train_ratings": len(split.train),
+        "test_ratings": len(split.test),
+        "ranking_users": ranked[0] if ranked else 0,
+    }
 
 
 def _safe(spec: str) -> str:
