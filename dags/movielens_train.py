@@ -19,7 +19,8 @@ from movielens_common import (
     user_errors_fail_fast,
 )
 
-PRESETS = ["full", "seed_faithful", "tiny", "ids_only"]
+from recsys.model.config import PRESETS  # pydantic and yaml only: cheap at parse time
+
 # Canonical folds, or a seeded random / temporal split; never a file path from the UI.
 SPLIT_PATTERN = r"^(u[1-5]|ua|ub|random:0?\.[0-9]{1,6}:[0-9]{1,9}|temporal:0?\.[0-9]{1,6})$"
 
@@ -44,7 +45,7 @@ hyperparameters, the epochs the holdout chose) and that refit is exported under
 | `champion_promoted` | emits the **`movielens_champion_model`** asset event when the new model won, which triggers `movielens_precompute`; *skipped* otherwise |
 
 Schedule: Sundays 03:00 UTC, and after every ingestion that loaded new data.
-Params: `preset` (`full`, `seed_faithful`, `tiny`, `ids_only`), `split` (`temporal:FRACTION`,
+Params: `preset` (`full`, `seed_faithful`, `tiny`, `smoke`, `ids_only`), `split` (`temporal:FRACTION`,
 `u1`..`u5`, `ua`, `ub`, `random:FRACTION:SEED`), `tolerance` (RMSE slack vs. the champion),
 `recall_tolerance` (Recall@10 slack vs. the champion).
 """
@@ -65,7 +66,7 @@ Params: `preset` (`full`, `seed_faithful`, `tiny`, `ids_only`), `split` (`tempor
     default_args=default_args(timedelta(hours=3), retries=1),
     tags=["recsys", "movielens", "model"],
     params={
-        "preset": Param("full", type="string", enum=PRESETS, title="Preset", description="Model hyperparameters"),
+        "preset": Param("full", type="string", enum=list(PRESETS), title="Preset", description="Model hyperparameters"),
         "split": Param(DEFAULT_HOLDOUT, type="string", pattern=SPLIT_PATTERN, maxLength=40, title="Holdout split"),
         "tolerance": Param(
             0.0, type="number", minimum=0, maximum=1, title="Tolerance", description="RMSE slack vs. the champion"

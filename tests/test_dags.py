@@ -291,10 +291,10 @@ def test_rerank_request_check_matches_the_param_schema() -> None:
 
 @pytest.fixture(scope="module")
 def pipeline(dagbag, recsys_url: str, engine: sa.Engine, archive: Path) -> dict[str, Any]:
-    """ingest -> train (tiny) -> precompute through Airflow, once for the module's tests."""
+    """ingest -> train (the smoke preset) -> precompute through Airflow, once for the module's tests."""
     runs: dict[str, Any] = {}
     runs["ingest"] = run_dag(dagbag, "movielens_ingest", {"source": str(archive)})
-    runs["train"] = run_dag(dagbag, "movielens_train", {"preset": "tiny", "split": "u1"})
+    runs["train"] = run_dag(dagbag, "movielens_train", {"preset": "smoke", "split": "u1"})
     runs["precompute"] = run_dag(dagbag, "movielens_precompute", {"shards": 2})
     return runs
 
@@ -324,12 +324,12 @@ def test_train_dag_registers_a_champion(pipeline, engine: sa.Engine) -> None:
     dr, _ = pipeline["train"]
     assert str(dr.state) == "success", task_states(dr)
     decision = xcom(dr, "train_and_register")
-    assert decision["status"] == "champion" and decision["preset"] == "tiny"
+    assert decision["status"] == "champion" and decision["preset"] == "smoke"
     with engine.connect() as conn:
         row = conn.execute(
             sa.text("SELECT version_id, status, split, config->>'name' FROM recsys.model_versions")
         ).one()
-    assert tuple(row) == (decision["version_id"], "champion", "u1", "tiny")
+    assert tuple(row) == (decision["version_id"], "champion", "u1", "smoke")
     assert Path(decision["artifact"], "saved_model.pb").is_file()
     assert xcom(dr, "champion_promoted")["version_id"] == decision["version_id"]
 

@@ -95,38 +95,43 @@ def with_ranking(db_engine, tiny_champion) -> None:
         precompute(db_engine, shards=2, model_version=tiny_champion)
 
 
-@pytest.mark.parametrize(
-    ("moment", "pattern"),
-    [
-        ("writing a shard", "COPY recsys.ranked_scores_r%"),
-        ("indexing a written shard", "CREATE UNIQUE INDEX ON recsys.ranked_scores_r%"),
-        ("publishing", "%(SELECT count(*) FROM recsys.ranked_scores_r%) AS rows%"),
-    ],
-)
-def test_precompute_killed(db_url, db_engine, tiny_champion, with_ranking, moment, pattern):
-    before, digest = published(db_engine), ranking_digest(db_engine)
-    app = f"fault-{uuid.uuid4().hex[:8]}"
-    args = ["precompute", "--model-version", tiny_champion]
-    proc = start([*args, "--shards", "2", "--workers", "1"], db_url, app)
-    query = kill_when(db_engine, proc, app, pattern)
-    print(f"killed precompute while {moment}: {query[:80]!r}")
-    wait_backends_gone(db_engine, app)
-    assert published(db_engine) == before, "the published ranking moved"
-    assert ranking_digest(db_engine) == digest, "the published ranking changed"
+MOMENTS = {
+    "writing a shard": "COPY recsys.ranked_scores_r%",
+    "indexing a written shard": "CREATE UNIQUE INDEX ON recsys.ranked_scores_r%",
+    "publishing": "%(SELECT count(*) FROM recsys.ranked_scores_r%) AS rows%",
+}
 
-    rerun = start([*args, "--shards", "2", "--workers", "2"], db_url, app + "-rerun")
+
+def test_precompute_killed(db_url, db_engine, tiny_champion, with_ranking):
+    """SIGKILL at each moment in turn: readers keep the old ranking; one rerun publishes and cleans up all."""
+    before, digest = published(db_engine), ranking_digest(db_engine)
+    args = ["precompute", "--model-version", tiny_champion]
+    for moment, pattern in MOMENTS.items():
+        app = f"fault-{uuid.uuid4().hex[:8]}"
+        proc = start([*args, "--shards", "2", "--workers", "1"], db_url, app)
+        query = kill_when(db_engine, proc, app, pattern)
+        print(f"killed precompute while {moment}: {query[:80]!r}")
+        wait_backends_gone(db_engine, app)
+        assert published(db_engine) == before, f"the published ranking moved (killed while {moment})"
+        assert ranking_digest(db_engine) == digest, f"the published ranking changed (killed while {moment})"
+
+    rerun = start([*args, "--shards", "2", "--workers", "2"], db_url, f"fault-{uuid.uuid4().hex[:8]}-rerun")
     output, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, output.decode(errors="replace")[-3000:]
     after = published(db_engine)
     assert after.run_id > before.run_id
     assert ranking_digest(db_engine)[0] == 943 * 1682
-    assert orphan_tables(db_engine) == [], "the killed run's tables were not cleaned up"
+    assert orphan_tables(db_engine) == [], "the killed runs' tables were not cleaned up"
     with db_engine.connect() as conn:
-        statuses = conn.execute(
-            sa.text("SELECT status FROM recsys.precompute_runs WHERE run_id > :a AND run_id < :b"),
-            {"a": before.run_id, "b": after.run_id},
-        ).scalars()
-        assert set(statuses) <= {"failed"}
+        statuses = (
+            conn.execute(
+                sa.text("SELECT status FROM recsys.precompute_runs WHERE run_id > :a AND run_id < :b"),
+                {"a": before.run_id, "b": after.run_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(statuses) == len(MOMENTS) and set(statuses) == {"failed"}
     print(f"held: run {before.run_id} stayed published; rerun published run {after.run_id}")
 
 

@@ -135,11 +135,11 @@ def test_train_and_register_then_bad_input_leaves_registry_unchanged(engine, ml,
     from recsys.model.pipeline import train_and_register
 
     split = _sample(ml, 60)
-    result = train_and_register(ml, split, preset("tiny"), engine, tmp_path, verbose=0)
+    result = train_and_register(ml, split, preset("smoke"), engine, tmp_path, verbose=0)
     assert result.decision.status == "champion"
     row = get_champion(engine)
     assert row.version_id == result.version_id and row.data_fingerprint == OFFICIAL_UDATA_SHA256
-    assert row.config["name"] == "tiny" and 0.5 < row.metrics["rmse"] < 1.5
+    assert row.config["name"] == "smoke" and 0.5 < row.metrics["rmse"] < 1.5
     assert 0 < row.metrics["recall@10"] <= 1 and row.metrics["topn_users"] > 0 and "test_item_ndcg@10" in row.metrics
     # The served artifact is the refit on every rating, with the epochs the holdout chose.
     served = load_model(row.artifact_uri).metadata

@@ -282,13 +282,16 @@ def test_invalid_config_values_raise_config_error(change, message):
 
 
 def test_config_files_and_presets(tmp_path):
-    assert set(PRESETS) == {"full", "seed_faithful", "tiny", "ids_only"}
+    assert set(PRESETS) == {"full", "seed_faithful", "tiny", "smoke", "ids_only"}
     faithful = preset("seed_faithful")
     assert faithful.epochs == 3 and not faithful.use_user_bag and faithful.dot_dim == 0
     assert faithful.retrieval_dim == 0, "the original design orders its list by the predicted rating"
     ids = preset("ids_only")
     assert not (ids.use_side_features or ids.use_user_bag or ids.use_movie_bag) and ids.retrieval_dim == 0
     assert preset("full").retrieval_dim > 0 and preset("tiny").retrieval_members == 2
+    smoke = preset("smoke")  # every part, once
+    assert (smoke.ensemble_size, smoke.retrieval_members, smoke.epochs) == (1, 1, 1) and smoke.retrieval_dim > 0
+    assert smoke.use_side_features and smoke.use_user_bag and smoke.use_movie_bag
     path = tmp_path / "mine.yaml"
     path.write_text("preset: full\nepochs: 7\nhidden_layers: [32]\n")
     cfg = load_config(str(path))

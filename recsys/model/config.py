@@ -173,6 +173,18 @@ _TINY: dict[str, Any] = {
     "retrieval_members": 2,
 }
 
+# The smallest model that still has every part (side features, bags, a list head): one pass,
+# one member, one head. For checking an installation or a pipeline end to end, not for use.
+_SMOKE: dict[str, Any] = {
+    **_TINY,
+    "name": "smoke",
+    "ensemble_size": 1,
+    "epochs": 1,
+    "batch_size": 1024,
+    "retrieval_epochs": 1,
+    "retrieval_members": 1,
+}
+
 # The plain TFRS ranking model: user and movie ids only, no side features, no history bags.
 _IDS_ONLY: dict[str, Any] = {
     "name": "ids_only",
@@ -185,6 +197,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "full": _FULL,
     "seed_faithful": _SEED_FAITHFUL,
     "tiny": _TINY,
+    "smoke": _SMOKE,
     "ids_only": _IDS_ONLY,
 }
 
