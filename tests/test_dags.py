@@ -247,6 +247,13 @@ def test_dag_files_parse_fast() -> None:
     assert not slow, f"slow to parse: {slow}"
 
 
+def test_the_train_dag_offers_every_preset_the_library_has(dagbag) -> None:
+    from recsys.model.config import PRESETS
+
+    schema = dagbag.dags["movielens_train"].params.get_param("preset").schema
+    assert schema["enum"] == list(PRESETS)
+
+
 def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
     """One holdout default: the DAG's (which may not import recsys at parse time) equals the CLI's."""
     sys.path.insert(0, str(DAGS))
