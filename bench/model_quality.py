@@ -79,10 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--archive", help="read ML-100K from this zip instead of the database")
     parser.add_argument("--config", default="full")
     parser.add_argument("--baselines", default="all")
+    parser.add_argument("--splits", default=",".join(SPLITS), help=f"which of {', '.join(SPLITS)} to run")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start protocols")
     parser.add_argument("--folds", action="store_true", help="also u2..u5 for five-fold means (the model and EASE)")
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     args = parser.parse_args(argv)
+    splits = args.splits.split(",")
+    if unknown := sorted(set(splits) - set(SPLITS)):
+        parser.error(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(SPLITS)}")
+    if args.folds and "u1" not in splits:
+        parser.error("--folds needs u1 in --splits")
 
     from recsys.model.baselines import parse_baselines
     from recsys.model.config import load_config
@@ -110,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         return results
 
     per_split = {}
-    for spec, title in SPLITS.items():
+    for spec in splits:
+        title = SPLITS[spec]
         results = per_split[spec] = run(spec, title, parse_baselines(args.baselines))
         verdicts.append(check_list(results, model))
         if spec == "u1":
