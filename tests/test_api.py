@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jsonschema
 import numpy as np
 import psycopg
 import pytest
@@ -57,6 +58,21 @@ def test_openapi_docs_with_examples(api: ApiServer):  # noqa: F811
     )
     examples = spec["paths"][RERANK]["post"]["requestBody"]["content"]["application/json"]["examples"]
     assert examples["original"]["value"] == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    "titles, ids",
+    [(0, 1000), (1, 999), (500, 500), (1000, 0), (1, 1000), (401, 600), (1000, 1), (0, 1001), (0, 0)],
+)
+def test_openapi_request_schema_is_what_the_server_enforces(api: ApiServer, titles: int, ids: int):  # noqa: F811
+    """Valid by the published schema exactly when the server accepts it: 1,000 candidates in total."""
+    spec = api.client.get("/openapi.json").json()
+    schema = spec["paths"][RERANK]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+    payload = {"user_id": 5, "candidate_movies": ["Heat (1995)"] * titles, "candidate_movie_ids": [1] * ids}
+    status = api.client.post(RERANK, json=payload).status_code
+    assert (validator.is_valid(payload), status) in ((True, 200), (False, 422))
+    assert validator.is_valid(payload) == (0 < titles + ids <= 1000)
 
 
 def test_api_process_does_not_import_tensorflow():

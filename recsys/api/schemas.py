@@ -66,16 +66,30 @@ Title = Annotated[
 ]
 
 
+def _at_most_in_total(limit: int) -> list[dict[str, Any]]:
+    """``len(candidate_movies) + len(candidate_movie_ids) <= limit`` in JSON Schema, which cannot add
+    two lengths: one branch per split (at most k titles and at most limit - k ids) says it exactly."""
+    return [
+        {"properties": {"candidate_movies": {"maxItems": k}, "candidate_movie_ids": {"maxItems": limit - k}}}
+        for k in range(limit + 1)
+    ]
+
+
 class RerankRequest(BaseModel):
     """Candidates to rank for one user: titles (the original payload), ids, or both; 1 to 1,000 in total."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            # At least one candidate, stated in the spec (the 1,000 total is in the description).
-            "anyOf": [
-                {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
-                {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
+            # Both rules in the spec, so clients and fuzzers know: at least one candidate, 1,000 in total.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
+                        {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
+                    ]
+                },
+                {"anyOf": _at_most_in_total(MAX_CANDIDATES)},
             ],
             "examples": [
                 {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
