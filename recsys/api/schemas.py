@@ -59,6 +59,18 @@ UserId = Annotated[
         }
     ),
 ]
+CANONICAL_DIGITS = re.compile(r"0|[1-9][0-9]{0,9}")  # ranges are checked after
+
+
+def _canonical_digits(value: Any) -> Any:
+    """Path and query integers arrive as text; int() would also take "1_7", "017", "+17" or " 17"
+    and pydantic "1.0", so anything but plain ASCII digits is refused."""
+    if isinstance(value, str) and not CANONICAL_DIGITS.fullmatch(value):
+        raise ValueError("must be an integer in plain digits")
+    return value
+
+
+DIGITS = BeforeValidator(_canonical_digits)  # for int path and query parameters: Annotated[int, Query(...), DIGITS]
 MovieId = Annotated[int, Field(ge=1, le=PG_INT_MAX, strict=True)]
 NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # in the spec too, so clients and fuzzers know
 Title = Annotated[
