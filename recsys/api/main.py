@@ -28,7 +28,8 @@ request. Every answer names the model version and precompute run it came from, a
 from one database snapshot, so it is never a mix of two runs.
 
 Errors are JSON `{"error": code, "detail": ...}`: 404 unknown user, 413 body too large,
-422 invalid request, 429 rate limited, 503 database unavailable or nothing published.
+422 invalid request, 429 rate limited or too many connections from one address, 503 database
+unavailable, nothing published, or too many requests in progress. HEAD works on every GET.
 """
 
 

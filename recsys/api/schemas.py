@@ -226,7 +226,8 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is larger than the limit",
     422: "Invalid request: types, ranges, text, or more than 1,000 candidates",
     429: "Too many requests from this client; retry after the Retry-After seconds",
-    503: "Database unavailable, timed out, or no ranking published yet; retry after Retry-After",
+    503: "Database unavailable, timed out, no ranking published yet, or the server at its limit of requests in "
+    "progress; retry after Retry-After",
 }
 
 
