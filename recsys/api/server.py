@@ -96,7 +96,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         host = self.client[0] if self.client else None
         if host is not None and not is_trusted(host, self.trusted):
             if _OPEN[host] >= self.max_per_client:
-                detail = f"more than {self.max_per_client} open connections from this address"
+                detail = f"this address already has {self.max_per_client} open connections, the limit"
                 self._refuse_at_once(429, "too_many_connections", detail, {"retry-after": "1"})
                 return
             _OPEN[host] += 1
