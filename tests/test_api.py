@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jsonschema
 import numpy as np
 import psycopg
 import pytest
@@ -57,6 +58,21 @@ def test_openapi_docs_with_examples(api: ApiServer):  # noqa: F811
     )
     examples = spec["paths"][RERANK]["post"]["requestBody"]["content"]["application/json"]["examples"]
     assert examples["original"]["value"] == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    "titles, ids",
+    [(0, 1000), (1, 999), (500, 500), (1000, 0), (1, 1000), (401, 600), (1000, 1), (0, 1001), (0, 0)],
+)
+def test_openapi_request_schema_is_what_the_server_enforces(api: ApiServer, titles: int, ids: int):  # noqa: F811
+    """Valid by the published schema exactly when the server accepts it: 1,000 candidates in total."""
+    spec = api.client.get("/openapi.json").json()
+    schema = spec["paths"][RERANK]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+    payload = {"user_id": 5, "candidate_movies": ["Heat (1995)"] * titles, "candidate_movie_ids": [1] * ids}
+    status = api.client.post(RERANK, json=payload).status_code
+    assert (validator.is_valid(payload), status) in ((True, 200), (False, 422))
+    assert validator.is_valid(payload) == (0 < titles + ids <= 1000)
 
 
 def test_api_process_does_not_import_tensorflow():
@@ -310,6 +326,51 @@ def test_movie_search_invalid(api: ApiServer, params: dict):  # noqa: F811
 def test_unknown_route_and_method_are_json(api: ApiServer):  # noqa: F811
     assert_error(api.client.get("/nope"), 404, "not_found")
     assert_error(api.client.get(RERANK), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    "path", ["/health", "/ready", "/users/17/recommendations?k=3", "/movies?title=heat", "/openapi.json"]
+)
+def test_head_answers_like_get_without_a_body(api: ApiServer, path: str):  # noqa: F811
+    get, head = api.client.get(path), api.client.head(path)
+    assert (head.status_code, get.status_code) == (200, 200)
+    assert head.content == b"" and get.content
+    for name in ("content-type", "content-length"):
+        assert head.headers[name] == get.headers[name]
+
+
+def test_head_errors_have_no_body_either(api: ApiServer):  # noqa: F811
+    for path, status in [("/users/99999/recommendations", 404), ("/users/x/recommendations", 422), (RERANK, 405)]:
+        head = api.client.head(path)
+        assert head.status_code == status and head.content == b""
+        assert head.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        ("/users/1_7/recommendations", "user_id"),
+        ("/users/1.0/recommendations", "user_id"),
+        ("/users/17.0/recommendations", "user_id"),
+        ("/users/017/recommendations", "user_id"),
+        ("/users/+17/recommendations", "user_id"),
+        ("/users/%2017/recommendations", "user_id"),
+        ("/users/%D9%A1%D9%A7/recommendations", "user_id"),  # Arabic-Indic digits
+        ("/users/17/recommendations?k=1_0", "k"),
+        ("/users/17/recommendations?k=5.0", "k"),
+        ("/movies?title=heat&limit=0_5", "limit"),
+    ],
+)
+def test_integers_in_paths_and_queries_must_be_canonical_digits(api: ApiServer, path: str, name: str):  # noqa: F811
+    body = assert_error(api.client.get(path), 422, "invalid_request")
+    assert [e["loc"][-1] for e in body["detail"]] == [name]
+
+
+@pytest.mark.parametrize("query", ["title=%ff%fe", "title=heat%c3", "title=%ed%a0%80", "title=heat&limit=%ff"])
+def test_query_that_is_not_utf8_is_422(api: ApiServer, query: str):  # noqa: F811
+    body = assert_error(api.client.get(f"/movies?{query}"), 422, "invalid_request")
+    assert body["detail"][0]["loc"][0] == "query"
+    assert api.client.get("/movies?title=am%C3%A9lie").json()["query"] == "amélie"  # valid UTF-8 is fine
 
 
 # --- hostile input leaves the database untouched ------------------------------------------

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from recsys.api import errors, limits
+from recsys.api import errors, http, limits
 from recsys.api.db import create_pool
 from recsys.api.routes import health, movies, recommendations
 from recsys.api.settings import ApiSettings, get_api_settings
@@ -28,7 +28,8 @@ request. Every answer names the model version and precompute run it came from, a
 from one database snapshot, so it is never a mix of two runs.
 
 Errors are JSON `{"error": code, "detail": ...}`: 404 unknown user, 413 body too large,
-422 invalid request, 429 rate limited, 503 database unavailable or nothing published.
+422 invalid request, 429 rate limited or too many connections from one address, 503 database
+unavailable, nothing published, or too many requests in progress. HEAD works on every GET.
 """
 
 
@@ -58,5 +59,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for router in (recommendations.router, movies.router, health.router):
         app.include_router(router)
     errors.install(app)
+    app.add_middleware(http.Utf8Query)  # inside the limits: a flood is refused before any parsing
     limits.install(app, settings)
+    app.add_middleware(http.HeadAsGet)  # outermost: no answer to a HEAD has a body, the limits' included
     return app

@@ -59,11 +59,32 @@ UserId = Annotated[
         }
     ),
 ]
+CANONICAL_DIGITS = re.compile(r"0|[1-9][0-9]{0,9}")  # ranges are checked after
+
+
+def _canonical_digits(value: Any) -> Any:
+    """Path and query integers arrive as text; int() would also take "1_7", "017", "+17" or " 17"
+    and pydantic "1.0", so anything but plain ASCII digits is refused."""
+    if isinstance(value, str) and not CANONICAL_DIGITS.fullmatch(value):
+        raise ValueError("must be an integer in plain digits")
+    return value
+
+
+DIGITS = BeforeValidator(_canonical_digits)  # for int path and query parameters: Annotated[int, Query(...), DIGITS]
 MovieId = Annotated[int, Field(ge=1, le=PG_INT_MAX, strict=True)]
 NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f]*$"  # in the spec too, so clients and fuzzers know
 Title = Annotated[
     str, Field(min_length=1, max_length=MAX_TITLE_CHARS, pattern=NO_CONTROL_CHARS), AfterValidator(clean_text)
 ]
+
+
+def _at_most_in_total(limit: int) -> list[dict[str, Any]]:
+    """``len(candidate_movies) + len(candidate_movie_ids) <= limit`` in JSON Schema, which cannot add
+    two lengths: one branch per split (at most k titles and at most limit - k ids) says it exactly."""
+    return [
+        {"properties": {"candidate_movies": {"maxItems": k}, "candidate_movie_ids": {"maxItems": limit - k}}}
+        for k in range(limit + 1)
+    ]
 
 
 class RerankRequest(BaseModel):
@@ -72,10 +93,15 @@ class RerankRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            # At least one candidate, stated in the spec (the 1,000 total is in the description).
-            "anyOf": [
-                {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
-                {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
+            # Both rules in the spec, so clients and fuzzers know: at least one candidate, 1,000 in total.
+            "allOf": [
+                {
+                    "anyOf": [
+                        {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
+                        {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
+                    ]
+                },
+                {"anyOf": _at_most_in_total(MAX_CANDIDATES)},
             ],
             "examples": [
                 {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
@@ -200,7 +226,8 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is larger than the limit",
     422: "Invalid request: types, ranges, text, or more than 1,000 candidates",
     429: "Too many requests from this client; retry after the Retry-After seconds",
-    503: "Database unavailable, timed out, or no ranking published yet; retry after Retry-After",
+    503: "Database unavailable, timed out, no ranking published yet, or the server at its limit of requests in "
+    "progress; retry after Retry-After",
 }
 
 

@@ -7,6 +7,7 @@ the library when no API-specific URL is given.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
@@ -42,6 +43,34 @@ class ApiSettings(BaseSettings):
         default="memory://", description="`limits` storage URI; redis://... shares counters across workers."
     )
     docs: bool = Field(default=True, description="Serve the OpenAPI UI at /docs and the spec at /openapi.json.")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A connection must send a complete request head (request line and headers) within this many "
+        "seconds of opening, or of a later request's first byte; else `recsys serve` closes it.",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A request body must arrive in full within this many seconds of its head.",
+    )
+    keep_alive_s: int = Field(default=5, ge=1, le=600, description="Idle time between requests before a close.")
+    max_connections_per_client: int = Field(
+        default=128,
+        ge=1,
+        description="Open connections per client address and worker; more get a JSON 429 and are closed. "
+        "Trusted proxies are exempt.",
+    )
+    max_concurrency: int = Field(
+        default=512, ge=1, description="Requests in progress per worker; beyond this a new request gets a JSON 503."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (or `*`) whose X-Forwarded-For / X-Forwarded-Proto are "
+        "believed; empty (the default): forwarded headers are ignored and the peer address is the client.",
+    )
 
     @field_validator("rate_limit")
     @classmethod
@@ -51,6 +80,17 @@ class ApiSettings(BaseSettings):
 
             parse_many(value)  # raises ValueError with the bad part
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: str) -> str:
+        for item in _split(value):
+            if item != "*":
+                ipaddress.ip_network(item, strict=False)  # raises ValueError naming the bad address
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return _split(self.trusted_proxies)
 
     def resolved_database_url(self) -> str:
         """The URL to connect with: explicit, or the library's with the API role swapped in."""
@@ -64,6 +104,10 @@ class ApiSettings(BaseSettings):
             password = self.db_password.get_secret_value() if self.db_password else None
             url = url.set(username=self.db_role, password=password)
         return url.render_as_string(hide_password=False)
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @lru_cache(maxsize=1)

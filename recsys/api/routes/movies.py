@@ -22,6 +22,6 @@ SearchTitle = Annotated[
     summary="Find movies by title (exact matches first; duplicates all listed)",
 )
 async def search_movies(
-    request: Request, title: SearchTitle, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    request: Request, title: SearchTitle, limit: Annotated[int, Query(ge=1, le=100), schemas.DIGITS] = 20
 ) -> Response:
     return queries.json_response(await queries.search_movies(get_pool(request), title, limit))

@@ -44,8 +44,8 @@ RERANK_EXAMPLES = {
 )
 async def recommendations(
     request: Request,
-    user_id: Annotated[int, Path(ge=1, le=schemas.PG_INT_MAX, examples=[17])],
-    k: Annotated[int, Query(ge=1, le=1000, description="How many movies.")] = 10,
+    user_id: Annotated[int, Path(ge=1, le=schemas.PG_INT_MAX, examples=[17]), schemas.DIGITS],
+    k: Annotated[int, Query(ge=1, le=1000, description="How many movies."), schemas.DIGITS] = 10,
 ) -> Response:
     return queries.json_response(await queries.top_k(get_pool(request), user_id, k))
 
