@@ -63,8 +63,9 @@ lint: install
 	$(BIN)/ruff check recsys tests dags plugins bench
 	$(BIN)/ruff format --check recsys tests dags plugins bench
 
+## Stop the managed PostgreSQL; it refuses while live processes use it (FORCE=1 stops it anyway).
 db-stop: install
-	$(BIN)/recsys db stop
+	$(BIN)/recsys db stop $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

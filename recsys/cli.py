@@ -44,11 +44,18 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     for name, handler, text in (
         ("start", _db_start, "start the project-managed PostgreSQL (if no RECSYS_DATABASE_URL)"),
-        ("stop", _db_stop, "stop the project-managed PostgreSQL"),
         ("url", _db_url, "print the database URL in use"),
         ("migrate", _db_migrate, "apply pending schema migrations"),
     ):
         db_sub.add_parser(name, help=text).set_defaults(handler=handler)
+    stop = db_sub.add_parser(
+        "stop",
+        help="stop the project-managed PostgreSQL",
+        description="Stop the project-managed PostgreSQL (in RECSYS_HOME/pgdata). Processes that started it and "
+        "have exited since no longer hold it; if live ones still do, it refuses and names them (exit 2).",
+    )
+    stop.add_argument("--force", action="store_true", help="stop it even if live processes still use it")
+    stop.set_defaults(handler=_db_stop)
     query = db_sub.add_parser("query", help="run one SQL query and print the result (no psql needed)")
     query.add_argument("sql")
     query.set_defaults(handler=_db_query)
@@ -85,7 +92,7 @@ def _db_start(args: argparse.Namespace) -> int:
 def _db_stop(args: argparse.Namespace) -> int:
     from recsys.db import server
 
-    server.stop(get_settings().pgdata)
+    print(server.stop(get_settings().pgdata, force=args.force))
     return 0
 
 
