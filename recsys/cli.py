@@ -10,9 +10,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from recsys.config import get_settings
 from recsys.errors import RecsysError
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("recsys")
 Handler = Callable[[argparse.Namespace], int]
@@ -56,8 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stop.add_argument("--force", action="store_true", help="stop it even if live processes still use it")
     stop.set_defaults(handler=_db_stop)
-    query = db_sub.add_parser("query", help="run one SQL query and print the result (no psql needed)")
-    query.add_argument("sql")
+    query = db_sub.add_parser(
+        "query",
+        help="run SQL and print each statement's result (no psql needed); read-only unless --write",
+        description="Run SQL (one or more ;-separated statements) and print each result: a header and rows, "
+        "or the command status. Runs read-only unless --write is given.",
+    )
+    query.add_argument("sql", help="the SQL text")
+    query.add_argument("--write", action="store_true", help="allow changes and commit them (default: read-only)")
     query.set_defaults(handler=_db_query)
 
     ingest = sub.add_parser("ingest", help="download, validate and load MovieLens 100K")
@@ -115,24 +125,50 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
 
 def _db_query(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+    import psycopg
 
     from recsys.db.engine import check_connection, database_url, make_engine
 
     engine = make_engine(database_url())
     check_connection(engine)
+    raw = engine.raw_connection()
     try:
-        with engine.connect() as conn:
-            result = conn.execute(sa.text(args.sql))
-            rows = result.fetchall() if result.returns_rows else []
-            columns = list(result.keys()) if result.returns_rows else []
-    except sa.exc.DBAPIError as exc:
-        raise RecsysError(f"query failed: {str(exc.orig).strip()}") from exc
-    if columns:
-        print(" | ".join(columns))
-        for row in rows:
-            print(" | ".join("" if v is None else str(v) for v in row))
+        conn: psycopg.Connection = raw.driver_connection
+        if not args.write:
+            conn.autocommit = True
+            # the session default, so even statements after a COMMIT inside the SQL stay read-only
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            conn.autocommit = False
+        cursor = conn.cursor()
+        # no parameters: psycopg sends the text as is (simple protocol), so ';' lists, ':x' and '%' all work
+        cursor.execute(args.sql)
+        outputs = [_format_result(cursor)]
+        while cursor.nextset():
+            outputs.append(_format_result(cursor))
+        conn.commit()
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise RecsysError(
+            f"query refused: {str(exc).strip()}: `recsys db query` is read-only; add --write to commit changes"
+        ) from exc
+    except psycopg.Error as exc:
+        nothing = " (nothing was committed)" if args.write else ""
+        raise RecsysError(f"query failed: {str(exc).strip().splitlines()[0]}{nothing}") from exc
+    finally:
+        raw.close()
+        engine.dispose()
+    print("\n\n".join(outputs))
+    if args.write:
+        print("committed")
     return 0
+
+
+def _format_result(cursor: psycopg.Cursor) -> str:
+    """One statement's result: a header line and one line per row, or its status (``ALTER ROLE``)."""
+    if cursor.description is None:
+        return cursor.statusmessage or ""
+    lines = [" | ".join(column.name for column in cursor.description)]
+    lines += [" | ".join("" if v is None else str(v) for v in row) for row in cursor.fetchall()]
+    return "\n".join(lines)
 
 
 def _ingest(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from recsys.data.synthetic import fingerprint, synthetic_members, write_archive
@@ -47,3 +48,70 @@ def test_database_down_exits_nonzero(tmp_path: Path):
 def test_missing_archive(empty_db_url, tmp_path: Path):
     done = run(["ingest", "--source", str(tmp_path / "none.zip")], RECSYS_DATABASE_URL=empty_db_url)
     assert done.returncode == 2 and "data archive not found" in done.stderr
+
+
+READ_ONLY = "error: query refused: cannot execute CREATE TABLE in a read-only transaction: `recsys db query` is read-only; add --write to commit changes"
+
+
+def exists(url: str, table: str) -> bool:
+    done = run(["db", "query", f"SELECT to_regclass('{table}') IS NOT NULL AS found"], RECSYS_DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines() == ["found", "True"]
+
+
+def test_query_refuses_writes_without_write_and_commits_with_it(empty_db_url):
+    refused = run(["db", "query", "CREATE TABLE recsys.zz (x int)"], RECSYS_DATABASE_URL=empty_db_url)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == READ_ONLY
+    assert not exists(empty_db_url, "recsys.zz")
+    # a COMMIT inside the SQL does not open a writable transaction either
+    sneaky = run(["db", "query", "SELECT 1; COMMIT; CREATE TABLE recsys.zz (x int)"], RECSYS_DATABASE_URL=empty_db_url)
+    assert sneaky.returncode == 2 and sneaky.stderr.strip() == READ_ONLY
+    assert not exists(empty_db_url, "recsys.zz")
+
+    written = run(
+        ["db", "query", "--write", "CREATE TABLE recsys.zz (x int); INSERT INTO recsys.zz VALUES (7)"],
+        RECSYS_DATABASE_URL=empty_db_url,
+    )
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.splitlines() == ["CREATE TABLE", "", "INSERT 0 1", "committed"]
+    assert run(["db", "query", "SELECT x FROM recsys.zz"], RECSYS_DATABASE_URL=empty_db_url).stdout.splitlines() == [
+        "x",
+        "7",
+    ]
+
+
+def test_query_write_that_fails_commits_nothing(empty_db_url):
+    failed = run(
+        ["db", "query", "--write", "CREATE TABLE recsys.zz (x int); INSERT INTO recsys.zz VALUES ('seven')"],
+        RECSYS_DATABASE_URL=empty_db_url,
+    )
+    assert failed.returncode == 2
+    assert failed.stderr.strip() == (
+        'error: query failed: invalid input syntax for type integer: "seven" (nothing was committed)'
+    )
+    assert not exists(empty_db_url, "recsys.zz")
+
+
+def test_query_prints_every_statement(empty_db_url):
+    sql = "SELECT 1 AS a; SET search_path = recsys; SELECT 'x:y' AS b, 5 % 2 AS c, NULL AS d"
+    done = run(["db", "query", sql], RECSYS_DATABASE_URL=empty_db_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["a", "1", "", "SET", "", "b | c | d", "x:y | 1 | "]
+
+
+def test_query_write_sets_a_role_password_as_docs_api_says(empty_db_url):
+    """docs/API.md: the API role's password is set with `recsys db query --write "ALTER ROLE ..."`."""
+    role = f"recsys_test_role_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: a name of its own
+    password_set = f"SELECT rolpassword IS NOT NULL AS set FROM pg_authid WHERE rolname = '{role}'"
+    env = {"RECSYS_DATABASE_URL": empty_db_url}
+    assert run(["db", "query", "--write", f"CREATE ROLE {role} LOGIN"], **env).returncode == 0
+    try:
+        refused = run(["db", "query", f"ALTER ROLE {role} PASSWORD 'secret'"], **env)
+        assert refused.returncode == 2 and "add --write to commit changes" in refused.stderr
+        assert run(["db", "query", password_set], **env).stdout.splitlines() == ["set", "False"]
+        done = run(["db", "query", "--write", f"ALTER ROLE {role} PASSWORD 'secret'"], **env)
+        assert done.stdout.splitlines() == ["ALTER ROLE", "committed"], done.stderr
+        assert run(["db", "query", password_set], **env).stdout.splitlines() == ["set", "True"]
+    finally:
+        run(["db", "query", "--write", f"DROP ROLE IF EXISTS {role}"], **env)
