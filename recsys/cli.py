@@ -39,19 +39,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+DESCRIPTION = "The movielens-ranker command line: one subcommand per job, each a thin call into the library."
+EPILOG = "Problems a user can fix print one line (error: ...) and exit 2. Settings: RECSYS_* variables (README)."
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show or the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of ``recsys`` and, through ``add_subparsers``, of every subcommand."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        # argparse prints nothing for an option without help, so its default would stay hidden
+        if action.help is None and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            action.help = "(default: %(default)s)"
+        return action
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = Parser(prog="recsys", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    db = sub.add_parser("db", help="the database: managed server, URL, migrations")
+    db = sub.add_parser("db", help="the database: managed server, URL, migrations, queries")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     for name, handler, text in (
         ("start", _db_start, "start the project-managed PostgreSQL (if no RECSYS_DATABASE_URL)"),
         ("url", _db_url, "print the database URL in use"),
         ("migrate", _db_migrate, "apply pending schema migrations"),
     ):
-        db_sub.add_parser(name, help=text).set_defaults(handler=handler)
+        db_sub.add_parser(name, help=text, description=text).set_defaults(handler=handler)
     stop = db_sub.add_parser(
         "stop",
         help="stop the project-managed PostgreSQL",

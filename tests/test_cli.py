@@ -8,6 +8,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from recsys.data.synthetic import fingerprint, synthetic_members, write_archive
 
 RECSYS = [sys.executable, "-m", "recsys.cli"]
@@ -115,3 +117,39 @@ def test_query_write_sets_a_role_password_as_docs_api_says(empty_db_url):
         assert run(["db", "query", password_set], **env).stdout.splitlines() == ["set", "True"]
     finally:
         run(["db", "query", "--write", f"DROP ROLE IF EXISTS {role}"], **env)
+
+
+def help_text(capsys, monkeypatch, *args: str) -> str:
+    from recsys.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option, whatever the terminal
+    for name in ("RECSYS_API_HOST", "RECSYS_API_PORT", "RECSYS_API_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_is_plain_text(capsys, monkeypatch):
+    text = help_text(capsys, monkeypatch)
+    assert "``" not in text
+    assert "The movielens-ranker command line: one subcommand per job" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "line"),
+    [
+        (["evaluate"], "--split SPLIT (default: u1)"),
+        (["serve"], "--host HOST (default: 127.0.0.1)"),
+        (["serve"], "--port PORT (default: 8000)"),
+        (["serve"], "--workers WORKERS worker processes (one per core is a good start) (default: 1)"),
+        (["precompute"], "--shards SHARDS shards (users split by user_id % shards) (default: 4)"),
+        (["train"], "--config CONFIG preset (full, seed_faithful, tiny) or a JSON/YAML file (default: full)"),
+        (["db", "query"], "--write allow changes and commit them (default: read-only)"),
+        (["db", "stop"], "--force stop it even if live processes still use it"),
+    ],
+)
+def test_help_shows_defaults(capsys, monkeypatch, command: list[str], line: str):
+    rows = [" ".join(row.split()) for row in help_text(capsys, monkeypatch, *command).splitlines()]
+    assert line in rows
