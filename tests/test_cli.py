@@ -153,3 +153,22 @@ def test_help_is_plain_text(capsys, monkeypatch):
 def test_help_shows_defaults(capsys, monkeypatch, command: list[str], line: str):
     rows = [" ".join(row.split()) for row in help_text(capsys, monkeypatch, *command).splitlines()]
     assert line in rows
+
+
+def test_precompute_shards_default_is_the_dags(tmp_path: Path):
+    """One default: the CLI's is recsys.scoring.commands.DEFAULT_SHARDS and the DAG's Param mirrors it."""
+    from recsys.cli import build_parser
+    from recsys.scoring.commands import DEFAULT_SHARDS
+
+    dags = Path(__file__).resolve().parent.parent / "dags"
+    code = (
+        "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
+        "dag = runpy.run_path(sys.argv[1] + '/movielens_precompute.py')['movielens_precompute'](); "
+        "print(dag.params['shards'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RECSYS_PRECOMPUTE_SHARDS"}  # the DAG's own default
+    env["AIRFLOW_HOME"] = str(tmp_path)  # parsing may write an airflow.cfg: keep it out of the user's home
+    done = subprocess.run([sys.executable, "-c", code, str(dags)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert build_parser().parse_args(["precompute"]).shards == DEFAULT_SHARDS
+    assert int(done.stdout.strip().splitlines()[-1]) == DEFAULT_SHARDS
