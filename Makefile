@@ -34,9 +34,10 @@ airflow: install
 ingest: install
 	$(BIN)/recsys ingest
 
-## The lookup API alone, over what is published (http://127.0.0.1:8000/docs).
+## The lookup API alone, over what is published: http://$RECSYS_API_HOST:$RECSYS_API_PORT/docs
+## (default 127.0.0.1:8000; `recsys serve` reads both, and RECSYS_API_WORKERS).
 serve: install
-	$(BIN)/recsys serve --host 127.0.0.1 --port 8000
+	$(BIN)/recsys serve
 
 ## Benchmarks: print measured figures (run `make run` first: they need data and a champion).
 bench: bench-model bench-precompute bench-api

@@ -172,3 +172,46 @@ def test_precompute_shards_default_is_the_dags(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert build_parser().parse_args(["precompute"]).shards == DEFAULT_SHARDS
     assert int(done.stdout.strip().splitlines()[-1]) == DEFAULT_SHARDS
+
+
+def test_make_serve_listens_where_the_settings_say(tmp_path: Path):
+    """`make serve` honours RECSYS_API_HOST/RECSYS_API_PORT (it hard-coded 127.0.0.1:8000)."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port, so the test cannot pass by hitting someone's :8000
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "RECSYS_API_HOST": "127.0.0.1",
+        "RECSYS_API_PORT": str(port),
+        # /health answers without a database; an unreachable one keeps the test off real data
+        "RECSYS_API_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "RECSYS_HOME": str(tmp_path),
+    }
+    served = subprocess.Popen(
+        ["make", "--no-print-directory", "-C", str(root), "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # make and the server it starts: one process group to stop
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert served.poll() is None, served.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"nothing answered on :{port}"
+                time.sleep(0.5)
+    finally:
+        os.killpg(served.pid, signal.SIGTERM)
+        served.wait(timeout=30)
