@@ -34,9 +34,10 @@ airflow: install
 ingest: install
 	$(BIN)/recsys ingest
 
-## The lookup API alone, over what is published (http://127.0.0.1:8000/docs).
+## The lookup API alone, over what is published: http://$RECSYS_API_HOST:$RECSYS_API_PORT/docs
+## (default 127.0.0.1:8000; `recsys serve` reads both, and RECSYS_API_WORKERS).
 serve: install
-	$(BIN)/recsys serve --host 127.0.0.1 --port 8000
+	$(BIN)/recsys serve
 
 ## Benchmarks: print measured figures (run `make run` first: they need data and a champion).
 bench: bench-model bench-precompute bench-api
@@ -63,8 +64,9 @@ lint: install
 	$(BIN)/ruff check recsys tests dags plugins bench
 	$(BIN)/ruff format --check recsys tests dags plugins bench
 
+## Stop the managed PostgreSQL; it refuses while live processes use it (FORCE=1 stops it anyway).
 db-stop: install
-	$(BIN)/recsys db stop
+	$(BIN)/recsys db stop $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -19,6 +19,8 @@ from movielens_common import (
     recsys_db_url,
 )
 
+# recsys.scoring.commands.DEFAULT_SHARDS owns the default (a DAG file may not import recsys
+# at parse time); tests/test_cli.py checks they agree. RECSYS_PRECOMPUTE_SHARDS overrides it here.
 DEFAULT_SHARDS = int(os.environ.get("RECSYS_PRECOMPUTE_SHARDS", "4"))
 MAX_SHARDS = 64
 

@@ -10,9 +10,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from recsys.config import get_settings
 from recsys.errors import RecsysError
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("recsys")
 Handler = Callable[[argparse.Namespace], int]
@@ -35,22 +39,64 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+DESCRIPTION = "The movielens-ranker command line: one subcommand per job, each a thin call into the library."
+EPILOG = "Problems a user can fix print one line (error: ...) and exit 2. Settings: RECSYS_* variables (README)."
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show or the help already names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of ``recsys`` and, through ``add_subparsers``, of every subcommand."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        # argparse prints nothing for an option without help, so its default would stay hidden
+        if action.help is None and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            action.help = "(default: %(default)s)"
+        return action
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser = Parser(prog="recsys", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    db = sub.add_parser("db", help="the database: managed server, URL, migrations")
+    db = sub.add_parser("db", help="the database: managed server, URL, migrations, queries")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     for name, handler, text in (
         ("start", _db_start, "start the project-managed PostgreSQL (if no RECSYS_DATABASE_URL)"),
-        ("stop", _db_stop, "stop the project-managed PostgreSQL"),
         ("url", _db_url, "print the database URL in use"),
         ("migrate", _db_migrate, "apply pending schema migrations"),
     ):
-        db_sub.add_parser(name, help=text).set_defaults(handler=handler)
-    query = db_sub.add_parser("query", help="run one SQL query and print the result (no psql needed)")
-    query.add_argument("sql")
+        db_sub.add_parser(name, help=text, description=text).set_defaults(handler=handler)
+    stop = db_sub.add_parser(
+        "stop",
+        help="stop the project-managed PostgreSQL",
+        description="Stop the project-managed PostgreSQL (in RECSYS_HOME/pgdata). Processes that started it and "
+        "have exited since no longer hold it; if live ones still do, it refuses and names them (exit 2).",
+    )
+    stop.add_argument("--force", action="store_true", help="stop it even if live processes still use it")
+    stop.set_defaults(handler=_db_stop)
+    query = db_sub.add_parser(
+        "query",
+        help="run SQL and print each statement's result (no psql needed); read-only unless --write",
+        description="Run SQL (one or more ;-separated statements) and print each result: a header and rows, "
+        "or the command status. Runs read-only unless --write is given.",
+    )
+    query.add_argument("sql", help="the SQL text")
+    query.add_argument("--write", action="store_true", help="allow changes and commit them (default: read-only)")
     query.set_defaults(handler=_db_query)
 
     ingest = sub.add_parser("ingest", help="download, validate and load MovieLens 100K")
@@ -85,7 +131,7 @@ def _db_start(args: argparse.Namespace) -> int:
 def _db_stop(args: argparse.Namespace) -> int:
     from recsys.db import server
 
-    server.stop(get_settings().pgdata)
+    print(server.stop(get_settings().pgdata, force=args.force))
     return 0
 
 
@@ -108,24 +154,50 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
 
 def _db_query(args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+    import psycopg
 
     from recsys.db.engine import check_connection, database_url, make_engine
 
     engine = make_engine(database_url())
     check_connection(engine)
+    raw = engine.raw_connection()
     try:
-        with engine.connect() as conn:
-            result = conn.execute(sa.text(args.sql))
-            rows = result.fetchall() if result.returns_rows else []
-            columns = list(result.keys()) if result.returns_rows else []
-    except sa.exc.DBAPIError as exc:
-        raise RecsysError(f"query failed: {str(exc.orig).strip()}") from exc
-    if columns:
-        print(" | ".join(columns))
-        for row in rows:
-            print(" | ".join("" if v is None else str(v) for v in row))
+        conn: psycopg.Connection = raw.driver_connection
+        if not args.write:
+            conn.autocommit = True
+            # the session default, so even statements after a COMMIT inside the SQL stay read-only
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            conn.autocommit = False
+        cursor = conn.cursor()
+        # no parameters: psycopg sends the text as is (simple protocol), so ';' lists, ':x' and '%' all work
+        cursor.execute(args.sql)
+        outputs = [_format_result(cursor)]
+        while cursor.nextset():
+            outputs.append(_format_result(cursor))
+        conn.commit()
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise RecsysError(
+            f"query refused: {str(exc).strip()}: `recsys db query` is read-only; add --write to commit changes"
+        ) from exc
+    except psycopg.Error as exc:
+        nothing = " (nothing was committed)" if args.write else ""
+        raise RecsysError(f"query failed: {str(exc).strip().splitlines()[0]}{nothing}") from exc
+    finally:
+        raw.close()
+        engine.dispose()
+    print("\n\n".join(outputs))
+    if args.write:
+        print("committed")
     return 0
+
+
+def _format_result(cursor: psycopg.Cursor) -> str:
+    """One statement's result: a header line and one line per row, or its status (``ALTER ROLE``)."""
+    if cursor.description is None:
+        return cursor.statusmessage or ""
+    lines = [" | ".join(column.name for column in cursor.description)]
+    lines += [" | ".join("" if v is None else str(v) for v in row) for row in cursor.fetchall()]
+    return "\n".join(lines)
 
 
 def _ingest(args: argparse.Namespace) -> int:

@@ -6,12 +6,16 @@ import argparse
 
 from recsys.errors import ConfigError
 
+# The one default for the shard count. dags/movielens_precompute.py mirrors it (a DAG file
+# may not import recsys at parse time); tests/test_cli.py checks the two agree.
+DEFAULT_SHARDS = 4
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     cmd = subparsers.add_parser(
         "precompute", help="score every user x movie pair with the champion and publish the ranking atomically"
     )
-    cmd.add_argument("--shards", type=int, default=8, help="shards (users split by user_id %% shards)")
+    cmd.add_argument("--shards", type=int, default=DEFAULT_SHARDS, help="shards (users split by user_id %% shards)")
     cmd.add_argument("--workers", type=int, default=2, help="shards written in parallel while the next is scored")
     cmd.add_argument("--keep", type=int, default=2, help="superseded rankings to keep besides the published one")
     cmd.add_argument("--model-version", help="score with this registered model instead of the champion")
