@@ -34,6 +34,7 @@ from recsys.db.store import load_movielens  # noqa: E402
 from recsys.model.inputs import pair_features  # noqa: E402
 from recsys.model.serving import tower_parts  # noqa: E402
 from recsys.scoring import publish  # noqa: E402
+from recsys.scoring.commands import DEFAULT_SHARDS  # noqa: E402
 from recsys.scoring.precompute import ShardScorer, artifact_uri, precompute  # noqa: E402
 
 TARGET = 500_000
@@ -41,7 +42,7 @@ TARGET = 500_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--shards", type=int, default=DEFAULT_SHARDS)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--request-users", type=int, default=20)
     args = parser.parse_args()

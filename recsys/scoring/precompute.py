@@ -27,6 +27,7 @@ import sqlalchemy as sa  # noqa: E402
 from recsys.data.movielens import MovieLens  # noqa: E402
 from recsys.db.store import load_movielens  # noqa: E402
 from recsys.scoring import publish  # noqa: E402
+from recsys.scoring.commands import DEFAULT_SHARDS  # noqa: E402
 from recsys.scoring.publish import PublishError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,12 @@ def score_shard(engine: sa.Engine, run_id: int, shard: int, scorer: ShardScorer 
 
 
 def precompute(
-    engine: sa.Engine, *, shards: int = 8, workers: int = 2, keep: int = 2, model_version: str | None = None
+    engine: sa.Engine,
+    *,
+    shards: int = DEFAULT_SHARDS,
+    workers: int = 2,
+    keep: int = 2,
+    model_version: str | None = None,
 ) -> PrecomputeResult:
     """The whole nightly job in one process: start, score and write shards, publish, clean up.
 
