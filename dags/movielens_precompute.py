@@ -109,9 +109,9 @@ def movielens_precompute() -> None:
     @task(retries=3, map_index_template="shard {{ shard }}")
     def score_shard(precompute_run: int, shard: int) -> int:
         """Score one shard's users x all movies and write its table; safe to retry anywhere."""
-        import os
+        from recsys.native_log import start_tensorflow
 
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        start_tensorflow()  # its native start-up log would show as ERROR lines in the task log
         from recsys.db.engine import make_engine
         from recsys.scoring.precompute import score_shard as score
 

@@ -87,9 +87,9 @@ def movielens_train() -> None:
     @task
     def train_and_register() -> dict:
         """Train and register one model; the registry decides champion / rejected."""
-        import os
+        from recsys.native_log import start_tensorflow
 
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        start_tensorflow()  # its native start-up log would show as ERROR lines in the task log
         from recsys.config import get_settings
         from recsys.db.engine import check_connection, make_engine
         from recsys.db.store import load_movielens

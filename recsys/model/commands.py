@@ -8,8 +8,9 @@ merely building the parser (``recsys --help``) stays fast.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from recsys.native_log import start_tensorflow
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
 DEFAULT_HOLDOUT = "temporal:0.1"  # a weekly job predicts next week: hold out the newest ratings
@@ -68,7 +69,7 @@ def _load_data():
 
 
 def train_command(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    start_tensorflow()
     from recsys.config import get_settings
     from recsys.model.config import load_config
     from recsys.model.pipeline import train_and_register
@@ -110,7 +111,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    start_tensorflow()
     from recsys.data.splits import make_split
     from recsys.model.baselines import parse_baselines
     from recsys.model.config import load_config

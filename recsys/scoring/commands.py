@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def precompute_command(args: argparse.Namespace) -> int:
     from recsys.db.engine import check_connection, database_url, make_engine
+    from recsys.native_log import start_tensorflow
     from recsys.scoring.precompute import precompute
 
+    start_tensorflow()
     if args.shards < 1 or args.workers < 1 or args.keep < 0:
         raise ConfigError("--shards and --workers must be >= 1 and --keep >= 0")
     engine = make_engine(database_url())
