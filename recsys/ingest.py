@@ -11,7 +11,7 @@ from recsys.data.download import fetch_archive
 from recsys.data.movielens import read_archive
 from recsys.db.engine import check_connection, make_engine
 from recsys.db.migrate import migrate
-from recsys.db.store import current_fingerprint, replace_movielens
+from recsys.db.store import current_members, replace_movielens
 from recsys.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,12 @@ def ingest(settings: Settings, url: str, *, source: str | None = None, force: bo
             retries=settings.download_retries,
         )
         try:
-            data = read_archive(archive, settings.data_sha256)
+            data = read_archive(archive, settings.data_sha256, max_member_bytes=settings.max_member_bytes)
         except DataError:
             if archive.parent == settings.download_dir:
                 archive.unlink(missing_ok=True)  # a bad cached download must not stick
             raise
-        loaded = force or current_fingerprint(engine) != data.fingerprint
+        loaded = force or bool(_changed_members(current_members(engine), data.member_sha256))
         if loaded:
             replace_movielens(engine, data, source)
         else:
@@ -67,3 +67,13 @@ def ingest(settings: Settings, url: str, *, source: str | None = None, force: bo
         loaded,
         time.perf_counter() - started,
     )
+
+
+def _changed_members(loaded: dict[str, str] | None, new: dict[str, str]) -> list[str]:
+    """Members that differ from the loaded data set's (all of them when nothing is recorded)."""
+    if loaded is None:
+        return sorted(new)
+    changed = sorted(name for name in loaded.keys() | new.keys() if loaded.get(name) != new.get(name))
+    if changed:
+        log.info("the archive differs from the loaded data set in %s", ", ".join(changed))
+    return changed
