@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from recsys.config import Settings
-from recsys.data.download import fetch_archive
+from recsys.data.download import fetch_archive, local_archive
 from recsys.data.movielens import read_archive
 from recsys.db.engine import check_connection, make_engine
 from recsys.db.migrate import migrate
@@ -30,12 +30,13 @@ class IngestResult:
 def ingest(settings: Settings, url: str, *, source: str | None = None, force: bool = False) -> IngestResult:
     """Load the archive named by ``source`` (default: settings) into the database at ``url``.
 
-    The database is checked and migrated first, so an unreachable server fails before
-    any download; validation happens before the load transaction opens, so bad data never
-    touches the tables.
+    A local path is checked first, then the database is checked and migrated, so an
+    unreachable server fails before any download; validation happens before the load
+    transaction opens, so bad data never touches the tables.
     """
     started = time.perf_counter()
     source = source or settings.data_url
+    local_archive(source)  # a missing local file fails before the database is touched
     engine = make_engine(url)
     try:
         check_connection(engine)

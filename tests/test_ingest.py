@@ -185,7 +185,7 @@ def test_migrations_are_idempotent(empty_db_url):
     assert migrate(empty_db_url) == []
 
 
-# ---------------------------------------------------------------- what a user sees (#13 items 7, 8, 9)
+# ---------------------------------------------------------------- what a user sees (#13 items 7, 8, 9, 16)
 
 
 def real_members(archive: Path) -> dict[str, bytes]:
@@ -327,3 +327,67 @@ def test_a_changed_side_file_is_loaded_not_already_loaded(
     engine.dispose()
     again = cli(tmp_path, "ingest", "--source", str(changed), RECSYS_DATABASE_URL=empty_db_url)
     assert again.stdout.startswith("already loaded: "), again.stderr
+
+
+def test_missing_local_archive_fails_at_once_saying_what_to_set(loaded_url, tmp_path):
+    missing = tmp_path / "nowhere" / "ml-100k.zip"
+    for args, env in ((["--source", str(missing)], {}), ([], {"RECSYS_DATA_URL": missing.as_uri()})):
+        done = cli(tmp_path, "ingest", *args, RECSYS_DATABASE_URL=loaded_url, **env)
+        line = one_error_line(done)
+        assert f"data archive not found: {missing}" in line and "--source" in line and "RECSYS_DATA_URL" in line
+
+
+def test_ingest_task_fails_a_missing_local_archive_without_retries(empty_db_url, tmp_path):
+    """The DAG task's wrapper turns it into AirflowFailException: Airflow does not retry it."""
+    task = (
+        "import sys; sys.path.insert(0, 'dags')\n"
+        "from movielens_common import user_errors_fail_fast\n"
+        "from recsys.config import Settings\n"
+        "from recsys.ingest import ingest\n"
+        "with user_errors_fail_fast():\n"
+        "    ingest(Settings(), sys.argv[1], source=sys.argv[2])\n"
+    )
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    missing = str(tmp_path / "ml-100k.zip")
+    done = subprocess.run(
+        [sys.executable, "-c", task, empty_db_url, missing],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "airflow.sdk.exceptions.AirflowFailException: DataError: data archive not found" in done.stderr, done.stderr
+
+
+def test_pipeline_checks_the_archive_path_before_starting_airflow(tmp_path):
+    missing = tmp_path / "ml-100k.zip"
+    env = {
+        **os.environ,
+        "RECSYS_DATA_URL": str(missing),
+        "RECSYS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",  # never reached if the check works
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+    }
+    done = subprocess.run(
+        ["bash", "scripts/pipeline.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        f"error: data archive not found: {missing}; point --source or RECSYS_DATA_URL at a copy of ml-100k.zip "
+        "(a path, file:// or https URL)"
+    ]
+
+
+def test_no_network_fails_fast_naming_source_and_data_url(loaded_url, tmp_path):
+    """A host that cannot be resolved stands in for a machine without network (.invalid never resolves).
+
+    One stderr line also means no retries: each retry logs a warning before its backoff (1 + 2 + 4 s).
+    """
+    done = cli(
+        tmp_path,
+        "ingest",
+        RECSYS_DATABASE_URL=loaded_url,
+        RECSYS_DATA_URL="https://files.grouplens.invalid/datasets/movielens/ml-100k.zip",
+    )
+    line = one_error_line(done)
+    assert "cannot resolve files.grouplens.invalid" in line and "--source" in line and "RECSYS_DATA_URL" in line
