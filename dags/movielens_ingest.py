@@ -15,19 +15,20 @@ DOC_MD = """
 ### MovieLens 100K → feature store
 
 Downloads the archive (or reads `source`), checks its content fingerprint
-(`sha256(u.data)`), row counts and referential integrity, then replaces
+(`sha256(u.data)`), member sizes, encoding, row counts and referential integrity, then replaces
 `recsys.users`, `recsys.movies`, `recsys.ratings` and `recsys.split_tests` in **one
 transaction**: a failure leaves the database exactly as it was.
 
 | task | what it does |
 |---|---|
-| `load_movielens` | `recsys.ingest.ingest()`; a no-op when the same data set is already loaded |
+| `load_movielens` | `recsys.ingest.ingest()`; a no-op when the same data set (every member's sha256) is already loaded |
 | `feature_store_updated` | re-counts the tables and emits the **`movielens_feature_store`** asset event, or is *skipped* when nothing changed (so `movielens_train` is not re-triggered for nothing) |
 
 **Params**: `source` (https URL, `file://` URL or absolute path; empty = `RECSYS_DATA_URL`),
 `force` (reload even if already loaded).
-Bad data fails at once (no retries: a retry would read the same bytes); network and
-database errors are retried with exponential backoff.
+Bad data and a missing local archive fail at once (no retries: a retry would read the
+same bytes, or find the same nothing); network and database errors are retried with
+exponential backoff.
 Database: the Airflow connection `recsys_db`.
 """
 

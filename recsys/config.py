@@ -17,6 +17,8 @@ OFFICIAL_DATA_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 # sha256 of u.data in the official MovieLens 100K release. The zip bytes vary between
 # re-packed copies, so the content is what gets fingerprinted.
 OFFICIAL_UDATA_SHA256 = "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
+# 16x the largest ML-100K member (u.data, 1.9 MB): room for edits, none for a zip bomb.
+MAX_MEMBER_BYTES = 32 * 2**20
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,11 @@ class Settings(BaseSettings):
     )
     download_timeout_s: float = Field(default=60.0, gt=0)
     download_retries: int = Field(default=4, ge=1, le=20)
+    max_member_bytes: int = Field(
+        default=MAX_MEMBER_BYTES,
+        gt=0,
+        description="Largest uncompressed size of one archive member; a larger one is refused unread.",
+    )
     artifacts_dir: Path | None = Field(default=None, description="Model artifacts. Default: <home>/artifacts.")
 
     @property

@@ -10,6 +10,8 @@
 # (the gate's holdout; default the DAG's, temporal:0.1), RECSYS_PRECOMPUTE_SHARDS (default 4), RECSYS_NO_SERVE=1 (stop after precompute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A wrong local archive path fails here in one line, not inside the ingest DAG's run.
+.venv/bin/python -m recsys.data.download
 source scripts/airflow_env.sh
 LOGS="$AIRFLOW_HOME/pipeline-logs"
 mkdir -p "$LOGS"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -59,6 +61,11 @@ def test_synthetic_archive_is_valid(tmp_path):
     assert len(data.users) == 30 and len(data.movies) == 40 and len(data.ratings) == 450
 
 
+def _set_first_timestamp(members: dict[str, bytes], stamp: bytes) -> None:
+    first, rest = members["u.data"].split(b"\n", 1)
+    members["u.data"] = b"\t".join([*first.split(b"\t")[:3], stamp]) + b"\n" + rest
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -78,6 +85,27 @@ def test_synthetic_archive_is_valid(tmp_path):
             r"u\.item line 1: release date",
         ),
         (lambda m: m.__setitem__("u.info", b"30 users\n40 items\n999 ratings\n"), r"u\.info states 999 ratings"),
+        (
+            lambda m: m.__setitem__("u.genre", m["u.genre"].replace(b"Action|1", b"Action|one")),
+            r"u\.genre line 2: genre index 'one' is not an integer",
+        ),
+        (
+            lambda m: m.__setitem__("u.info", b"30 users\n40 items\nmany ratings\n"),
+            r"u\.info line 3: count 'many' is not an integer",
+        ),
+        (
+            lambda m: _set_first_timestamp(m, b"99999999999999999"),
+            r"u\.data line 1: timestamp 99999999999999999 is not",
+        ),
+        (lambda m: _set_first_timestamp(m, b"-99999999999"), r"u\.data line 1: timestamp -99999999999 is not"),
+        (
+            lambda m: m.__setitem__("u.item", m["u.item"].replace(b"Movie 2 (", b"Movie\x00 2 (")),
+            r"u\.item line 2: contains a NUL byte",
+        ),
+        (
+            lambda m: m.__setitem__("u.item", m["u.item"].replace(b"Movie 3 (", "Misérables 3 (".encode())),
+            r"u\.item line 3: is UTF-8 encoded .*latin-1",
+        ),
     ],
 )
 def test_malformed_rows_name_file_and_line(tmp_path, edit, message):
@@ -129,3 +157,61 @@ def test_user_ratings_file(tmp_path):
     bad.write_text("1\t2\t5\t881250949\n1 2 5 881250949\n")
     with pytest.raises(DataError, match=r"bad\.tsv line 2: expected 4"):
         read_ratings_file(bad)
+
+
+def test_latin1_accents_are_not_mistaken_for_utf8(tmp_path):
+    members = synthetic_members()
+    members["u.item"] = members["u.item"].replace(b"Movie 3 (", "Misérables 3 (".encode("latin-1"))
+    data = read_archive(write_archive(tmp_path / "ml.zip", members), None)
+    assert data.movies.set_index("movie_id").loc[3].title.startswith("Misérables 3")
+
+
+def test_every_member_read_is_fingerprinted(tmp_path):
+    members = synthetic_members()
+    before = read_archive(write_archive(tmp_path / "a.zip", members), None)
+    members["u.user"] = members["u.user"][:-6] + b"54321\n"  # the last user's zip code
+    after = read_archive(write_archive(tmp_path / "b.zip", members), None)
+    assert set(before.member_sha256) == set(members) and before.member_sha256["u.data"] == before.fingerprint
+    changed = {m for m in members if before.member_sha256[m] != after.member_sha256[m]}
+    assert changed == {"u.user"} and after.fingerprint == before.fingerprint
+
+
+def test_member_over_the_size_limit_is_not_read(tmp_path):
+    path = _broken(tmp_path)
+    with pytest.raises(DataError, match=r"member ml-100k/u\.data declares [\d,]+ bytes uncompressed, over the limit"):
+        read_archive(path, None, max_member_bytes=1000)
+
+
+def test_zip_bomb_with_a_lying_size_header_stops_early(tmp_path):
+    """u.data unpacks to 128 MiB but declares 1 KiB: reading stops at the declared size."""
+    path = tmp_path / "bomb.zip"
+    members = synthetic_members()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, content in members.items():
+            if name != "u.data":
+                zf.writestr(f"ml-100k/{name}", content)
+        with zf.open("ml-100k/u.data", "w") as out:
+            for _ in range(128):
+                out.write(bytes(1 << 20))
+    _declare_size(path, "ml-100k/u.data", 1024)
+    assert path.stat().st_size < 1_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"member ml-100k/u\.data is corrupt \(Bad CRC-32"):
+            read_archive(path, None)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20
+
+
+def _declare_size(path: Path, member: str, size: int) -> None:
+    """Overwrite the uncompressed size in the member's local header and central directory entry."""
+    info = zipfile.ZipFile(path).getinfo(member)
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<I", raw, info.header_offset + 22, size)
+    central = raw.find(b"PK\x01\x02")
+    while raw[central + 46 : central + 46 + len(member)] != member.encode():
+        central = raw.find(b"PK\x01\x02", central + 4)
+    struct.pack_into("<I", raw, central + 24, size)
+    path.write_bytes(bytes(raw))

@@ -2,7 +2,9 @@
 
 Every check names the member file and line, because a user who brings a damaged or
 edited archive needs to know exactly what to fix. The archive is read straight from the
-zip: nothing is extracted to disk, so no MovieLens file lands in the work tree.
+zip: nothing is extracted to disk, so no MovieLens file lands in the work tree. Members
+are read in chunks up to a size limit, so a zip bomb fails fast instead of filling memory;
+every member read is fingerprinted, so a changed side file counts as a different data set.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from recsys.config import MAX_MEMBER_BYTES
 from recsys.errors import DataError
 
 MEMBERS = ("u.data", "u.item", "u.user", "u.genre", "u.occupation", "u.info")
 CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 ENCODING = "latin-1"  # the raw files predate UTF-8 (e.g. accented French titles)
 _TITLE_YEAR = re.compile(r"\((\d{4})\)\s*$")
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+_CHUNK = 1 << 20  # members are decompressed this much at a time
+_LAST_TIMESTAMP = int(pd.Timestamp.max.timestamp())  # 2262-04-11: the latest time pandas holds
 
 
 @dataclass(frozen=True)
@@ -37,15 +43,18 @@ class MovieLens:
     genres: list[str]
     occupations: list[str]
     fingerprint: str  # sha256 of u.data
+    member_sha256: dict[str, str] = field(default_factory=dict)  # sha256 of every member read, by bare name
 
 
-def read_archive(path: Path | str, expected_sha256: str | None) -> MovieLens:
+def read_archive(
+    path: Path | str, expected_sha256: str | None, *, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> MovieLens:
     """Read, fingerprint and validate the whole archive, or raise ``DataError``."""
     path = Path(path)
     with _open_zip(path) as zf:
-        names = _member_names(zf, path)
-        raw_data = _read_bytes(zf, names["u.data"], path)
-        fingerprint = hashlib.sha256(raw_data).hexdigest()
+        archive = _Archive(zf, path, _member_names(zf, path), max_member_bytes)
+        raw_data = archive.read("u.data")
+        fingerprint = archive.member_sha256["u.data"]
         if expected_sha256 and fingerprint != expected_sha256:
             raise DataError(
                 f"content fingerprint mismatch: sha256(u.data) is {fingerprint}, "
@@ -53,15 +62,24 @@ def read_archive(path: Path | str, expected_sha256: str | None) -> MovieLens:
                 "(or it was modified). Set RECSYS_DATA_SHA256 if this is intended.",
                 source=str(path),
             )
-        text = {m: _read_bytes(zf, names[m], path).decode(ENCODING) for m in MEMBERS if m != "u.data"}
+        text = {m: archive.text(m) for m in MEMBERS if m != "u.data"}
         genres = _parse_genres(text["u.genre"])
         occupations = [ln.strip() for ln in text["u.occupation"].splitlines() if ln.strip()]
         users = _parse_users(text["u.user"], set(occupations))
         movies = _parse_movies(text["u.item"], genres)
-        ratings = _parse_ratings(raw_data.decode(ENCODING), "u.data", users, movies)
+        ratings = _parse_ratings(_decode(raw_data, "u.data"), "u.data", users, movies)
         _check_counts(text["u.info"], users, movies, ratings)
-        split_tests = _read_split_tests(zf, path, ratings)
-    return MovieLens(users, movies, ratings, split_tests, genres, occupations, fingerprint)
+        split_tests = _read_split_tests(archive, ratings)
+    return MovieLens(
+        users,
+        movies,
+        ratings,
+        split_tests,
+        genres,
+        occupations,
+        fingerprint,
+        dict(sorted(archive.member_sha256.items())),
+    )
 
 
 def read_ratings_file(path: Path | str) -> pd.DataFrame:
@@ -96,11 +114,72 @@ def _member_names(zf: zipfile.ZipFile, path: Path) -> dict[str, str]:
     return found
 
 
-def _read_bytes(zf: zipfile.ZipFile, member: str, path: Path) -> bytes:
+@dataclass
+class _Archive:
+    """The open zip's members by bare name: read within the size limit, fingerprinted as read."""
+
+    zf: zipfile.ZipFile
+    path: Path
+    names: dict[str, str]
+    max_member_bytes: int
+    member_sha256: dict[str, str] = field(default_factory=dict)
+
+    def read(self, name: str) -> bytes:
+        raw = _read_bytes(self.zf, self.names[name], self.path, self.max_member_bytes)
+        self.member_sha256[name] = hashlib.sha256(raw).hexdigest()
+        return raw
+
+    def text(self, name: str) -> str:
+        return _decode(self.read(name), name)
+
+
+def _read_bytes(zf: zipfile.ZipFile, member: str, path: Path, limit: int) -> bytes:
+    declared = zf.getinfo(member).file_size
+    if declared > limit:
+        raise DataError(f"member {member} declares {declared:,} bytes uncompressed, {_over(limit)}", source=str(path))
+    chunks, size = [], 0
     try:
-        return zf.read(member)
+        with zf.open(member) as stream:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:  # the header lied: stop before the rest is decompressed
+                    raise DataError(
+                        f"member {member} unpacks to more than it declares, {_over(limit)}", source=str(path)
+                    )
+                chunks.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         raise DataError(f"member {member} is corrupt ({exc})", source=str(path)) from exc
+    return b"".join(chunks)
+
+
+def _over(limit: int) -> str:
+    return f"over the limit of {limit:,} bytes (RECSYS_MAX_MEMBER_BYTES); the archive is not MovieLens 100K"
+
+
+def _decode(raw: bytes, member: str) -> str:
+    """latin-1 decodes any bytes, so a NUL or a UTF-8 file would load silently as garbage."""
+    if (nul := raw.find(b"\x00")) >= 0:
+        raise DataError("contains a NUL byte; the file is binary or damaged", source=member, line=_line_at(raw, nul))
+    if (first := _NON_ASCII.search(raw)) and _is_utf8(raw):
+        raise DataError(
+            f"is UTF-8 encoded (multi-byte characters), but MovieLens 100K files are {ENCODING}; "
+            f"re-encode it, e.g. iconv -f UTF-8 -t LATIN1",
+            source=member,
+            line=_line_at(raw, first.start()),
+        )
+    return raw.decode(ENCODING)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _line_at(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
 
 
 def _fields(content: str, source: str, sep: str, count: int) -> Iterator[tuple[int, list[str]]]:
@@ -125,7 +204,10 @@ def _int(value: str, what: str, source: str, lineno: int) -> int:
 
 
 def _parse_genres(content: str) -> list[str]:
-    pairs = [(int(idx), name) for lineno, (name, idx) in _fields(content, "u.genre", "|", 2)]
+    pairs = [
+        (_int(idx, "genre index", "u.genre", lineno), name)
+        for lineno, (name, idx) in _fields(content, "u.genre", "|", 2)
+    ]
     return [name for _, name in sorted(pairs)]
 
 
@@ -187,6 +269,12 @@ def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies
         stamp = _int(ts, "timestamp", source, lineno)
         if not 1 <= value <= 5:
             raise DataError(f"rating {value} is outside 1-5", source=source, line=lineno)
+        if not 0 <= stamp <= _LAST_TIMESTAMP:
+            raise DataError(
+                f"timestamp {stamp} is not a time between 1970 and 2262 (seconds since 1970-01-01 UTC)",
+                source=source,
+                line=lineno,
+            )
         if known_users is not None and user_id not in known_users:
             raise DataError(f"unknown user id {user_id} (not in u.user)", source=source, line=lineno)
         if known_movies is not None and movie_id not in known_movies:
@@ -212,29 +300,26 @@ def _require_unique(frame: pd.DataFrame, column: str, source: str) -> None:
 def _check_counts(info: str, users: pd.DataFrame, movies: pd.DataFrame, ratings: pd.DataFrame) -> None:
     """u.info states the sizes; a truncated member shows up here even when it parses."""
     stated = {}
-    for line in info.splitlines():
+    for lineno, line in enumerate(info.splitlines(), start=1):
         if line.strip():
             number, _, what = line.strip().partition(" ")
-            stated[what] = int(number)
+            stated[what] = _int(number, "count", "u.info", lineno)
     actual = {"users": len(users), "items": len(movies), "ratings": len(ratings)}
     for what, count in actual.items():
         if stated.get(what) != count:
             raise DataError(f"u.info states {stated.get(what)} {what}, the files hold {count}", source="u.info")
 
 
-def _read_split_tests(zf: zipfile.ZipFile, path: Path, ratings: pd.DataFrame) -> pd.DataFrame:
+def _read_split_tests(archive: _Archive, ratings: pd.DataFrame) -> pd.DataFrame:
     """Keep only each canonical split's test part: its base part is all other ratings.
 
     Checked rather than assumed: base + test must cover u.data exactly.
     """
-    names = _member_names(zf, path)
     all_pairs = pd.MultiIndex.from_frame(ratings[["user_id", "movie_id"]])
     frames = []
     for split in CANONICAL_SPLITS:
-        test = _parse_ratings(
-            _read_bytes(zf, names[f"{split}.test"], path).decode(ENCODING), f"{split}.test", None, None
-        )
-        base_lines = sum(1 for ln in _read_bytes(zf, names[f"{split}.base"], path).splitlines() if ln.strip())
+        test = _parse_ratings(archive.text(f"{split}.test"), f"{split}.test", None, None)
+        base_lines = sum(1 for ln in archive.read(f"{split}.base").splitlines() if ln.strip())
         if (
             base_lines + len(test) != len(ratings)
             or not pd.MultiIndex.from_frame(test[["user_id", "movie_id"]]).isin(all_pairs).all()
@@ -242,7 +327,7 @@ def _read_split_tests(zf: zipfile.ZipFile, path: Path, ratings: pd.DataFrame) ->
             raise DataError(
                 f"{split}.base ({base_lines}) + {split}.test ({len(test)}) do not partition u.data "
                 f"({len(ratings)} ratings)",
-                source=str(path),
+                source=str(archive.path),
             )
         frames.append(test[["user_id", "movie_id"]].assign(split=split))
     return pd.concat(frames, ignore_index=True)[["split", "user_id", "movie_id"]]

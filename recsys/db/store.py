@@ -7,6 +7,7 @@ connection, a killed process) rolls back to exactly the previous state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import pandas as pd
@@ -27,11 +28,13 @@ _TABLES = {
 }
 
 
-def current_fingerprint(engine: sa.Engine) -> str | None:
-    """Fingerprint of the loaded data set, if the tables still hold what was recorded."""
+def current_members(engine: sa.Engine) -> dict[str, str] | None:
+    """sha256 of each member of the loaded data set, if the tables still hold what was recorded."""
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text("SELECT fingerprint, users, movies, ratings FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1")
+            sa.text(
+                "SELECT member_sha256, users, movies, ratings FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1"
+            )
         ).first()
         if row is None:
             return None
@@ -41,7 +44,7 @@ def current_fingerprint(engine: sa.Engine) -> str | None:
                 "(SELECT count(*) FROM recsys.ratings)"
             )
         ).one()
-    return row.fingerprint if tuple(counts) == (row.users, row.movies, row.ratings) else None
+    return row.member_sha256 if tuple(counts) == (row.users, row.movies, row.ratings) else None
 
 
 def replace_movielens(engine: sa.Engine, data: MovieLens, source: str) -> None:
@@ -73,12 +76,13 @@ def _replace(engine: sa.Engine, data: MovieLens, source: str, rows: dict[str, It
             _copy(cursor, table, columns, rows[table])
         conn.execute(
             sa.text(
-                "INSERT INTO recsys.datasets (source, fingerprint, users, movies, ratings) "
-                "VALUES (:source, :fingerprint, :users, :movies, :ratings)"
+                "INSERT INTO recsys.datasets (source, fingerprint, member_sha256, users, movies, ratings) "
+                "VALUES (:source, :fingerprint, CAST(:members AS jsonb), :users, :movies, :ratings)"
             ),
             {
                 "source": source,
                 "fingerprint": data.fingerprint,
+                "members": json.dumps(data.member_sha256),
                 "users": len(data.users),
                 "movies": len(data.movies),
                 "ratings": len(data.ratings),
