@@ -391,3 +391,41 @@ def test_no_network_fails_fast_naming_source_and_data_url(loaded_url, tmp_path):
     )
     line = one_error_line(done)
     assert "cannot resolve files.grouplens.invalid" in line and "--source" in line and "RECSYS_DATA_URL" in line
+
+
+def test_readers_never_wait_on_a_reload(loaded_url, archive, tmp_path):
+    """While `ingest --force` reloads the store, a reader with the API's kind of timeout always answers."""
+    engine = make_engine(loaded_url)
+    answers: list[tuple] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET statement_timeout = '500ms'"))  # the API gives up after 2 s
+            while not stop.is_set():
+                try:
+                    answers.append(
+                        conn.execute(
+                            sa.text(
+                                "SELECT (SELECT count(*) FROM recsys.movies), (SELECT count(*) FROM recsys.ratings "
+                                "WHERE user_id = 17), (SELECT title FROM recsys.movies WHERE movie_id = 50)"
+                            )
+                        ).one()
+                    )
+                    conn.commit()
+                except sa.exc.DBAPIError as exc:
+                    errors.append(str(exc.orig).splitlines()[0])
+                    conn.rollback()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        done = cli(tmp_path, "ingest", "--force", "--source", str(archive), RECSYS_DATABASE_URL=loaded_url)
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+        engine.dispose()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert errors == [], f"{len(errors)} of {len(errors) + len(answers)} reads failed, e.g. {errors[:2]}"
+    assert len(answers) > 10 and set(answers) == {(1682, 28, "Star Wars (1977)")}
