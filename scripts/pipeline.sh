@@ -16,18 +16,7 @@ source scripts/airflow_env.sh
 LOGS="$AIRFLOW_HOME/pipeline-logs"
 mkdir -p "$LOGS"
 
-step() {  # step NAME COMMAND...: run quietly into a log, print the time, show the log's end on failure
-  local name=$1; shift
-  local log="$LOGS/$name.log" started=$SECONDS
-  printf '%-28s' "$name"
-  if "$@" >"$log" 2>&1; then
-    echo "ok   $((SECONDS - started)) s"
-  else
-    echo "FAILED after $((SECONDS - started)) s; last lines of $log:"
-    tail -n 40 "$log" | grep -v -i graphviz >&2
-    exit 1
-  fi
-}
+source scripts/step.sh
 
 echo "recsys database:   $(python -c 'import sys; from recsys.db.engine import describe; print(describe(sys.argv[1]))' "$RECSYS_URL")"
 echo "airflow metadata:  $(python -c 'import sys; from recsys.db.engine import describe; print(describe(sys.argv[1]))' "$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")"
