@@ -1,7 +1,7 @@
 """Train the ranking model on a split, reproducibly, with early stopping on validation.
 
-Validation is a slice of the split's *training* part (``tuning.validation_part``: the
-newest share on a time-ordered split, a seeded random share otherwise): early stopping
+Validation is a slice of the split's *training* part (``validation_slice``: on a time-ordered split
+the newest share, as ``tuning.validation_part`` draws it; otherwise a seeded random share): early stopping
 and any hyperparameter choice look only at it, never at the test part. The history bags
 hold every training rating (as at serving time); training and validation pairs are
 masked out of their own bags, so each is scored the way an unseen test pair is.
@@ -110,10 +110,19 @@ def check_inputs(ml: MovieLens, split: Split, cfg: ModelConfig) -> None:
 
 
 def validation_slice(split: Split, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(fit, valid)`` of the training part, drawn the way the baselines' tuning draws it."""
+    """``(fit, valid)`` of the training part: the newest share on a time-ordered split, else a seeded random one.
+
+    The time-ordered slice is ``tuning.validation_part``'s, the baselines' tuning slice. The
+    random slice holds the same ratings as ``validation_part``'s but keeps the fit part in
+    the drawn order, which the measured figures in docs/MODEL.md were trained on.
+    """
     if fraction <= 0:
         return split.train.reset_index(drop=True), split.train.iloc[:0]
-    return validation_part(split.train, fraction, seed, temporal=is_temporal(split.name))
+    if is_temporal(split.name):
+        return validation_part(split.train, fraction, seed, temporal=True)
+    order = np.random.default_rng(seed).permutation(len(split.train))
+    cut = int(len(split.train) * fraction)
+    return split.train.iloc[order[cut:]].reset_index(drop=True), split.train.iloc[order[:cut]].reset_index(drop=True)
 
 
 def train(
