@@ -150,6 +150,7 @@ def test_compose_init_lets_the_api_role_into_recsys_only() -> None:
     pg = TempPostgres()
     try:
         env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(pg.port), "POSTGRES_USER": "postgres"}
+        env["PATH"] = f"{pg.bindir}{os.pathsep}{env['PATH']}"  # the script's psql: the cluster's own
         env |= {"AIRFLOW_DB_PASSWORD": "a", "RECSYS_WRITER_PASSWORD": "w", "RECSYS_API_PASSWORD": "r"}
         init = PROJECT_ROOT / "scripts" / "compose" / "postgres-init.sh"
         done = subprocess.run(["bash", str(init)], env=env, capture_output=True, text=True, timeout=60)
