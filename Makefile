@@ -5,11 +5,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install run airflow ingest serve test lint bench bench-model bench-precompute bench-api chaos clean db-stop
+.PHONY: install chromium run airflow ingest serve test lint bench bench-model bench-precompute bench-api chaos clean db-stop
 
 install: $(STAMP)
 
@@ -57,8 +58,15 @@ chaos: install
 	$(BIN)/python -m pytest -m slow -s $(PYTEST_ARGS)
 
 ## The test suite, against a real PostgreSQL (RECSYS_TEST_ADMIN_URL, or the managed server).
-test: install
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Debian's chromium for tests/test_browser.py (Playwright drives it; it downloads no browser).
+## Installed when missing and apt-get is there; if it cannot be, those tests fail saying so.
+chromium:
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "could not install chromium with apt-get: the browser tests will fail"
 
 lint: install
 	$(BIN)/ruff check recsys tests dags plugins bench

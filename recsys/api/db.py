@@ -79,13 +79,16 @@ async def check_if_idle(conn: psycopg.AsyncConnection) -> None:
 
 def create_pool(settings: ApiSettings, url: str) -> AsyncConnectionPool:
     timeout_ms = settings.statement_timeout_ms
+    # Every setting the API relies on is pinned here, at connect time: a session option wins
+    # over the role's defaults, which the role itself may change (ALTER ROLE recsys_api SET).
     options = (
         f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} "
         f"-c idle_in_transaction_session_timeout={10 * timeout_ms} -c default_transaction_read_only=on "
-        "-c plan_cache_mode=force_generic_plan"
+        "-c plan_cache_mode=force_generic_plan -c idle_session_timeout=0 -c search_path=recsys"
     )
     kwargs = {
         "autocommit": True,
+        "client_encoding": "UTF8",
         "connect_timeout": settings.connect_timeout_s,
         "options": options,
         "application_name": "recsys-api",

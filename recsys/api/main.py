@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from recsys.api import errors, http, limits
 from recsys.api.db import create_pool
@@ -21,6 +22,7 @@ from recsys.api.settings import ApiSettings, get_api_settings
 from recsys.db.engine import describe
 
 log = logging.getLogger(__name__)
+DOCS_ASSETS = "/docs-assets"
 
 DESCRIPTION = """
 Recommendations from the **published** precomputed ranking (PostgreSQL); no model runs per
@@ -47,15 +49,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             await app.state.pool.close()
 
-    app = FastAPI(
-        title="movielens-ranker lookup API",
-        version="1.0.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        docs_url="/docs" if settings.docs else None,
-        redoc_url=None,
-        openapi_url="/openapi.json" if settings.docs else None,
-    )
+    meta = {
+        "title": "movielens-ranker lookup API",
+        "version": "1.0.0",
+        "description": DESCRIPTION,
+        "lifespan": lifespan,
+    }
+    if settings.docs:
+        # Swagger UI's script, stylesheet and favicon come from the fastapi-offline wheel and are
+        # served by this app (under its root path when mounted): /docs works without internet.
+        app = FastAPIOffline(docs_url="/docs", redoc_url=None, static_url=DOCS_ASSETS, **meta)
+    else:
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **meta)
     for router in (recommendations.router, movies.router, health.router):
         app.include_router(router)
     errors.install(app)

