@@ -1,5 +1,5 @@
 -- The API's role may create nothing in this database, not even temporary tables or functions.
--- depends: 0007.predicted_rating
+-- depends: 0008.dataset_member_sha256
 
 -- PostgreSQL grants TEMPORARY on every new database to PUBLIC, so recsys_api could create
 -- temp tables and (pg_temp) functions. Nothing in the project uses temporary objects, so
