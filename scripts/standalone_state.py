@@ -43,7 +43,9 @@ def pause_schedules() -> list[str]:
 
     keep_schedules = os.environ.get("RECSYS_AIRFLOW_SCHEDULES", "0") == "1"
     with create_session() as session:
-        dags = {d.dag_id: d for d in session.scalars(select(DagModel).where(DagModel.dag_id.in_(SCHEDULED + ON_DEMAND)))}
+        dags = {
+            d.dag_id: d for d in session.scalars(select(DagModel).where(DagModel.dag_id.in_(SCHEDULED + ON_DEMAND)))
+        }
         for dag_id in ON_DEMAND:
             if dag_id in dags:
                 dags[dag_id].is_paused = False  # runs only when someone triggers it
@@ -67,9 +69,7 @@ def fail_interrupted() -> list[str]:
 
     failed: list[tuple[str, str]] = []
     with create_session() as session:
-        runs = session.scalars(
-            select(DagRun).where(DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED]))
-        ).all()
+        runs = session.scalars(select(DagRun).where(DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED]))).all()
         for run in runs:
             if run.triggered_by == DagRunTriggeredByType.TEST:  # `airflow dags test` of make run: not ours
                 continue
@@ -79,7 +79,9 @@ def fail_interrupted() -> list[str]:
             for ti in tis:
                 if ti.state in State.unfinished:
                     started = ti.state is not None and ti.state != TaskInstanceState.SCHEDULED
-                    ti.set_state(TaskInstanceState.FAILED if started else TaskInstanceState.UPSTREAM_FAILED, session)
+                    ti.set_state(
+                        TaskInstanceState.FAILED if started else TaskInstanceState.UPSTREAM_FAILED, session=session
+                    )
             run.set_state(DagRunState.FAILED)
             run.note = REASON if not run.note else run.note
             failed.append((run.dag_id, run.run_id))
