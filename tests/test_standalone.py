@@ -72,17 +72,19 @@ def after_make_run(admin_url: str, archive: Path, tmp_path_factory) -> Iterator[
             "RECSYS_AIRFLOW_STOP_TIMEOUT": "15",
         }
     )
-    sql_conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    pipeline_env = {**env, **airflow_env.airflow_env(recsys_url, home=home / "airflow", sql_alchemy_conn=sql_conn)}
-    for command in (["airflow", "db", "migrate"], ["airflow", "dags", "test", "movielens_ingest"]):
-        done = subprocess.run(command, env=pipeline_env, capture_output=True, text=True, cwd=ROOT)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    engine = make_engine(recsys_url)
-    publish_baseline(engine, BASELINE)
-    engine.dispose()
-    yield env
-    drop_database(admin_url, recsys_url)
-    drop_database(admin_url, meta_url)
+    try:  # a failed setup must not leave the databases behind
+        sql_conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        pipeline_env = {**env, **airflow_env.airflow_env(recsys_url, home=home / "airflow", sql_alchemy_conn=sql_conn)}
+        for command in (["airflow", "db", "migrate"], ["airflow", "dags", "test", "movielens_ingest"]):
+            done = subprocess.run(command, env=pipeline_env, capture_output=True, text=True, cwd=ROOT)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        engine = make_engine(recsys_url)
+        publish_baseline(engine, BASELINE)
+        engine.dispose()
+        yield env
+    finally:
+        drop_database(admin_url, recsys_url)
+        drop_database(admin_url, meta_url)
 
 
 def dag_runs(env: dict[str, str]) -> list[tuple]:
