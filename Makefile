@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	bash scripts/pipeline.sh
 
-## The Airflow UI (airflow standalone) with the four DAGs; prints the login.
+## The Airflow UI and scheduler on 127.0.0.1:8080 (AIRFLOW_PORT) (RECSYS_AIRFLOW_HOST opens it); runs
+## nothing until a DAG is unpaused or triggered; Ctrl-C stops every process it started. Prints the login.
 airflow: install
 	bash scripts/standalone.sh
 

@@ -8,8 +8,11 @@ What a UI user gains:
   (``recsys.api``) mounted at ``/recsys-api``, so recommendations can be tried from the
   same place the DAGs are run.
 
-Both are read-only: sessions are forced read-only and time-limited, and the lookup API
-connects with ``RECSYS_API_DATABASE_URL`` (the read-only ``recsys_api`` role) when set.
+Both are read-only: sessions are forced read-only and time-limited, and both connect as the
+read-only ``recsys_api`` role (``RECSYS_API_DATABASE_URL``, else the ``recsys_db`` connection
+with its user replaced by ``RECSYS_API_DB_ROLE``). Both are behind Airflow's login: a request
+without a valid Airflow JWT (the UI's cookie or ``Authorization: Bearer``) gets 401, one from a
+user who may not read the movielens DAG runs gets 403.
 Plugins are imported by every Airflow component, so this module imports only FastAPI
 (already loaded by Airflow); ``recsys`` and SQLAlchemy engines are created when the API
 server starts (the sub-apps' lifespans, which Airflow runs for mounted FastAPI apps). If
@@ -27,8 +30,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +40,21 @@ CONN_ID = "recsys_db"
 API_PREFIX = "/recsys-api"
 STATUS_PREFIX = "/recsys-status"
 STATEMENT_TIMEOUT_MS = 3000
+# Who may read the DAG runs of the pipeline may read what it published (and nobody else).
+AUTHORIZING_DAG = "movielens_precompute"
 
 
 # ---------------------------------------------------------------- database URL
 
 
 def recsys_read_url() -> str | None:
-    """Where to read the recsys tables: the API's read-only URL, else the ``recsys_db`` connection.
+    """Where to read the recsys tables: the API's read-only URL, else ``recsys_db`` as the API role.
 
     The API server is not a task, so the connection is resolved the core way (secrets
-    backends: ``AIRFLOW_CONN_RECSYS_DB``, then the metadata database).
+    backends: ``AIRFLOW_CONN_RECSYS_DB``, then the metadata database). Its user (the tasks'
+    writer, locally often a superuser) is replaced by ``RECSYS_API_DB_ROLE`` (default
+    ``recsys_api``, created by sql/0004.api.sql) with ``RECSYS_API_DB_PASSWORD``, as the
+    lookup API does with ``RECSYS_DATABASE_URL``; an empty role keeps the connection's user.
     """
     explicit = os.environ.get("RECSYS_API_DATABASE_URL")
     if explicit:
@@ -53,10 +62,65 @@ def recsys_read_url() -> str | None:
     try:
         from airflow.models.connection import Connection
 
-        return Connection.get_connection_from_secrets(CONN_ID).get_uri()
+        uri = Connection.get_connection_from_secrets(CONN_ID).get_uri()
     except Exception as exc:  # not defined: the pages say so instead of failing the API server
         log.warning("recsys plugin: no %s connection (%s)", CONN_ID, exc)
         return None
+    return as_read_role(uri)
+
+
+def as_read_role(uri: str) -> str:
+    """``uri`` with the read-only API role as its user (``RECSYS_API_DB_ROLE``, empty keeps the user)."""
+    role = os.environ.get("RECSYS_API_DB_ROLE", "recsys_api")
+    if not role:
+        return uri
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri.replace("postgres://", "postgresql://", 1))
+    url = url.set(username=role, password=os.environ.get("RECSYS_API_DB_PASSWORD") or None)
+    return url.render_as_string(hide_password=False)
+
+
+# ---------------------------------------------------------------- Airflow login
+
+
+async def airflow_user_may_read(request: Request) -> None:
+    """Raise 401 without a valid Airflow JWT, 403 if the user may not read the pipeline's DAG runs.
+
+    The same dependency Airflow's own routes use (``get_user``: the Bearer header, else the
+    UI's cookie), imported here because only the API server calls it.
+    """
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
+
+    credentials = await bearer_scheme(request)
+    user = await get_user(request, _oauth_token=None, bearer_credentials=credentials)
+    allowed = get_auth_manager().is_authorized_dag(
+        method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=AUTHORIZING_DAG), user=user
+    )
+    if not allowed:
+        raise HTTPException(status_code=403, detail="Forbidden")
+
+
+class RequireAirflowLogin:
+    """ASGI middleware: every HTTP request (mounted sub-apps included) needs an Airflow login first.
+
+    A middleware, not FastAPI ``dependencies``: those do not reach an app mounted inside another.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                await airflow_user_may_read(Request(scope))
+            except HTTPException as exc:
+                response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def read_only_engine(url: str):
@@ -95,7 +159,7 @@ def build_lookup_app() -> FastAPI:
             url = recsys_read_url()
             if url is None:
                 return _unavailable_app(f"set RECSYS_API_DATABASE_URL or the Airflow connection {CONN_ID!r}")
-            settings = settings.model_copy(update={"database_url": url})  # sessions are read-only anyway
+            settings = settings.model_copy(update={"database_url": url})
         return create_app(settings)
     except Exception as exc:  # a bad RECSYS_API_* value must not take the Airflow API server down
         log.exception("recsys plugin: cannot build the lookup API")
@@ -119,7 +183,9 @@ async def _lookup_lifespan(shell: FastAPI) -> AsyncIterator[None]:
 
 def make_lookup_shell() -> FastAPI:
     """A cheap FastAPI shell (Airflow runs its lifespan); ``recsys`` is imported only inside it."""
-    return FastAPI(lifespan=_lookup_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    shell = FastAPI(lifespan=_lookup_lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    shell.add_middleware(RequireAirflowLogin)
+    return shell
 
 
 # ---------------------------------------------------------------- status page
@@ -210,6 +276,7 @@ def make_status_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(RequireAirflowLogin)
 
     @app.get("/status", summary="Champion, published ranking, last precompute runs and models (JSON)")
     def status_json(request: Request) -> JSONResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,21 +49,91 @@ def recsys_db(admin_url: str, tmp_path_factory) -> Iterator[str]:
     drop_database(admin_url, url)
 
 
-@pytest.fixture
-def client(recsys_db: str, monkeypatch):
-    """Airflow's own API server app, with this repo's plugins folder, as a test client."""
+PASSWORD = "plugin-test-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def airflow_metadata(admin_url: str) -> Iterator[str]:
+    """A migrated Airflow metadata database: token checks read ``revoked_token`` from it."""
+    import os
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    url = create_database(admin_url, "airflow_test_plugin")
+    metadata = airflow_env.metadata_url(url, make_url(url).database)
+    saved = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _configure_orm()
+    yield metadata
+    if saved is None:
+        os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+    else:
+        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = saved
+    _configure_orm()  # back to the session's metadata database, if another module set one
+    drop_database(admin_url, url)
+
+
+def _configure_orm() -> None:
+    from airflow import settings
+
+    settings.dispose_orm()
+    settings.configure_vars()
+    settings.configure_orm()
+
+
+@contextmanager
+def served(monkeypatch, tmp_path: Path, database_url: str) -> Iterator:
+    """Airflow's own API server app, with this repo's plugins folder and the simple auth manager
+    (user ``admin``, a password file in tmp_path), as a test client without credentials."""
+    import json
+
     from fastapi.testclient import TestClient
 
-    monkeypatch.setenv("RECSYS_API_DATABASE_URL", recsys_db)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": PASSWORD}))
+    monkeypatch.setenv("AIRFLOW__CORE__AUTH_MANAGER", SIMPLE_AUTH_MANAGER)
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "admin:admin")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    monkeypatch.setenv("RECSYS_API_DATABASE_URL", database_url)
     monkeypatch.delenv("AIRFLOW_CONN_RECSYS_DB", raising=False)
     from airflow import plugins_manager
-    from airflow.api_fastapi.app import create_app
+    from airflow.api_fastapi.app import create_app, purge_cached_app
 
     _reset_plugins(plugins_manager)
-    app = create_app("core")
-    with TestClient(app) as c:
+    purge_cached_app()
+    try:
+        with TestClient(create_app("core")) as c:
+            yield c
+    finally:
+        _reset_plugins(plugins_manager)
+        purge_cached_app()
+
+
+@pytest.fixture
+def anonymous(recsys_db: str, airflow_metadata: str, monkeypatch, tmp_path):
+    with served(monkeypatch, tmp_path, recsys_db) as c:
         yield c
-    _reset_plugins(plugins_manager)
+
+
+@pytest.fixture
+def client(anonymous):
+    """The same client, logged in as Airflow's admin with a JWT from ``POST /auth/token``."""
+    anonymous.headers["Authorization"] = f"Bearer {token(anonymous)}"
+    return anonymous
+
+
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+PLUGIN_ROUTES = ["/recsys-status/status", "/recsys-status/", "/recsys-api/users/1/recommendations", "/recsys-api/docs"]
+
+
+def token(client) -> str:
+    answer = client.post("/auth/token", json={"username": "admin", "password": PASSWORD})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["access_token"]
 
 
 def _reset_plugins(plugins_manager) -> None:
@@ -127,24 +198,50 @@ def test_lookup_api_is_mounted_with_docs(client) -> None:
     assert client.get("/recsys-api/openapi.json").json()["info"]["title"].startswith("movielens-ranker")
 
 
-def test_status_degrades_to_503_when_the_database_is_down(monkeypatch) -> None:
-    import recsys_plugin
-    from fastapi.testclient import TestClient
+@pytest.mark.parametrize("path", PLUGIN_ROUTES)
+def test_plugin_routes_need_an_airflow_login(anonymous, path: str) -> None:
+    """Issue #13 item 4: both apps answered anyone who could reach the port."""
+    refused = anonymous.get(path)
+    assert refused.status_code == 401, refused.text
+    assert "recommendations" not in refused.text and "champion" not in refused.text
+    forged = anonymous.get(path, headers={"Authorization": "Bearer not-a-jwt"})
+    assert forged.status_code == 403, forged.text
+    anonymous.cookies.set("_token", token(anonymous))  # the UI's session cookie, as a browser sends it
+    assert anonymous.get(path).status_code == 200
 
-    monkeypatch.setenv("RECSYS_API_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
-    with TestClient(recsys_plugin.make_status_app()) as c:
-        r = c.get("/status")
+
+def test_plugin_reads_as_the_read_only_api_role(recsys_db: str, monkeypatch) -> None:
+    """With only ``recsys_db`` (the tasks' writer, here the superuser) the plugin connects as recsys_api."""
+    import recsys_plugin
+
+    monkeypatch.delenv("RECSYS_API_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RECSYS_API_DB_ROLE", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_RECSYS_DB", airflow_env.connection_uri(recsys_db))
+    url = recsys_plugin.recsys_read_url()
+    assert url is not None and sa.engine.make_url(url).username == "recsys_api"
+    engine = recsys_plugin.read_only_engine(url)
+    try:
+        with engine.connect() as conn:
+            role = conn.execute(sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar_one()
+            assert conn.execute(sa.text("SELECT current_user")).scalar_one() == "recsys_api" and role is False
+        assert recsys_plugin.read_status(engine)["champion"]["version_id"] == VERSION
+    finally:
+        engine.dispose()
+
+
+def test_status_degrades_to_503_when_the_database_is_down(airflow_metadata, monkeypatch, tmp_path) -> None:
+    with served(monkeypatch, tmp_path, "postgresql://nobody@127.0.0.1:1/none") as c:
+        c.headers["Authorization"] = f"Bearer {token(c)}"
+        r = c.get("/recsys-status/status")
         assert r.status_code == 503 and "unavailable" in r.json()["detail"]
-        assert c.get("/").status_code == 503
+        assert c.get("/recsys-status/").status_code == 503
 
 
-def test_lookup_api_degrades_to_503_when_recsys_api_is_missing(monkeypatch) -> None:
-    import recsys_plugin
-    from fastapi.testclient import TestClient
-
+def test_lookup_api_degrades_to_503_when_recsys_api_is_missing(airflow_metadata, monkeypatch, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "recsys.api.main", None)  # import fails as if not installed
-    with TestClient(recsys_plugin.make_lookup_shell()) as c:
-        r = c.get("/users/1/recommendations")
+    with served(monkeypatch, tmp_path, "postgresql://nobody@127.0.0.1:1/none") as c:
+        c.headers["Authorization"] = f"Bearer {token(c)}"
+        r = c.get("/recsys-api/users/1/recommendations")
     assert r.status_code == 503 and "not installed" in r.json()["detail"]
 
 
