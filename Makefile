@@ -70,8 +70,8 @@ chromium:
 	  echo "could not install chromium with apt-get: the browser tests will fail"
 
 lint: install
-	$(BIN)/ruff check recsys tests dags plugins bench
-	$(BIN)/ruff format --check recsys tests dags plugins bench
+	$(BIN)/ruff check recsys tests dags plugins bench scripts
+	$(BIN)/ruff format --check recsys tests dags plugins bench scripts
 
 ## Stop the managed PostgreSQL; it refuses while live processes use it (FORCE=1 stops it anyway).
 db-stop: install
