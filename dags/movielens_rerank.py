@@ -41,16 +41,17 @@ the same way. Each movie has two numbers: `score`, the ranking score (orders the
 higher first; not a rating), and `predicted_rating`, the predicted rating 1–5 (empty for a
 ranking published before migration 0007). Titles are not unique in MovieLens: a title
 that matches several movies is reported as *ambiguous* (with the ids to use instead), one
-that matches nothing as *unknown*; neither stops the request.
+that matches nothing as *unknown*, with up to 3 `suggestions` (the movies it may have
+meant, as the lookup API gives them); neither stops the request.
 
 The answer is written to `recsys.rerank_requests` (the request, the precompute run and
 model version used, unknown/ambiguous titles) and `recsys.rerank_results` (one row per
 ranked movie, `position` 1 = best), and returned as the `rerank` task's XCom.
 
-**Params** (checked before the run is created; invalid values are refused with the reason,
-and nothing is written): `user_id` integer ≥ 1; `candidate_movies` 1–{MAX_CANDIDATES} items,
-each an integer id ≥ 1 or a title of 1–{MAX_TITLE} characters without control characters;
-`k` empty or 1–{MAX_K}.
+**Params** (the lookup API's rerank request, checked before the run is created; invalid
+values are refused with one short reason, and nothing is written): `user_id` integer ≥ 1
+(not `17.0`); `candidate_movies` 1–{MAX_CANDIDATES} items, each an integer id ≥ 1 or a title
+of 1–{MAX_TITLE} characters without control characters; `k` empty or 1–{MAX_K}.
 
 REST: `POST /api/v2/dags/movielens_rerank/dagRuns` with
 `{{"logical_date": null, "conf": {{"user_id": 42, "candidate_movies": ["Star Wars (1977)", 50], "k": 5}}}}`.
@@ -61,43 +62,33 @@ class InvalidRequest(ValueError):
     """Params that the schema should have refused; raised before any database access."""
 
 
+CONF_KEYS = ("user_id", "candidate_movies", "k")  # the DAG's share of recsys.api.schemas.RerankRequest
+
+
 def check_request(params: dict[str, Any]) -> dict[str, Any]:
-    """Validate and normalise the rerank Params (the same rules as their JSON schema).
+    """Validate the rerank Params with the lookup API's own model (one contract for both).
 
-    Why twice: runs can be created without the schema check (``airflow dags test`` with an
-    old serialised DAG, a direct database insert); the task must never trust its input.
+    Why again inside the task: the Params' JSON schema lets through what the model refuses
+    (``user_id: 17.0`` is an integer to JSON Schema), and runs can be created without either
+    check (an old serialised DAG, a direct database insert). The Airflow API server refuses
+    the same conf before a run exists (``plugins/rerank_guard.py``). ``recsys`` is imported
+    here, never at parse time. The message is one short line; it never echoes the list.
     """
-    user_id = params.get("user_id")
-    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 1 <= user_id <= MAX_ID:
-        raise InvalidRequest(f"user_id must be an integer between 1 and {MAX_ID}, got {_show(user_id)}")
-    candidates = params.get("candidate_movies")
-    if not isinstance(candidates, list) or not 1 <= len(candidates) <= MAX_CANDIDATES:
-        size = len(candidates) if isinstance(candidates, list) else type(candidates).__name__
-        raise InvalidRequest(f"candidate_movies must be a list of 1 to {MAX_CANDIDATES} items, got {size}")
-    titles: list[str] = []
-    movie_ids: list[int] = []
-    for i, item in enumerate(candidates):
-        if isinstance(item, int) and not isinstance(item, bool):
-            if not 1 <= item <= MAX_ID:
-                raise InvalidRequest(f"candidate_movies[{i}]: a movie id must be between 1 and {MAX_ID}")
-            movie_ids.append(item)
-        elif isinstance(item, str):
-            if not 1 <= len(item) <= MAX_TITLE or not item.strip():
-                raise InvalidRequest(f"candidate_movies[{i}]: a title must have 1 to {MAX_TITLE} characters")
-            if any(ord(c) < 32 or ord(c) == 127 for c in item):
-                raise InvalidRequest(f"candidate_movies[{i}]: control characters are not allowed in a title")
-            titles.append(item)
-        else:
-            raise InvalidRequest(f"candidate_movies[{i}] must be a title (string) or a movie id (integer)")
-    k = params.get("k")
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K):
-        raise InvalidRequest(f"k must be empty or an integer between 1 and {MAX_K}, got {_show(k)}")
-    return {"user_id": user_id, "titles": titles, "movie_ids": movie_ids, "k": k, "candidates": candidates}
+    from pydantic import ValidationError
 
+    from recsys.api.schemas import RerankRequest, short_reason
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    try:
+        request = RerankRequest.model_validate({key: params.get(key) for key in CONF_KEYS if key in params})
+    except ValidationError as exc:
+        raise InvalidRequest(short_reason(exc)) from None
+    return {
+        "user_id": request.user_id,
+        "titles": request.titles,
+        "movie_ids": request.movie_ids,
+        "k": request.k,
+        "candidates": request.candidate_movies,
+    }
 
 
 @dag(
@@ -152,10 +143,10 @@ def movielens_rerank() -> None:
         try:
             with engine.begin() as conn:
                 try:
-                    result = rank(conn, request["user_id"], request["titles"], request["movie_ids"])
+                    result = rank(conn, request["user_id"], request["titles"], request["movie_ids"], request["k"])
                 except RerankError as exc:  # unknown user, nothing published yet: retrying cannot help
                     raise AirflowFailException(str(exc)) from None
-                ranked = result.ranked[: request["k"]] if request["k"] else result.ranked
+                ranked = result.ranked  # the best k when k is set
                 request_id = _store(conn, context, request, result, ranked)
         finally:
             engine.dispose()
@@ -178,6 +169,10 @@ def movielens_rerank() -> None:
                 for i, c in enumerate(ranked, start=1)
             ],  # fmt: skip
             "unknown_titles": result.unknown_titles,
+            "suggestions": [
+                {"title": s.title, "matches": [{"movie_id": m.movie_id, "title": m.title} for m in s.matches]}
+                for s in result.suggestions
+            ],
             "ambiguous_titles": [{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles],
             "unknown_movie_ids": result.unknown_movie_ids,
             "unscored_movie_ids": result.unscored_movie_ids,

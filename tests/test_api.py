@@ -204,6 +204,48 @@ def test_rerank_ambiguous_unknown_and_duplicate_titles(api: ApiServer):  # noqa:
     assert sorted(r["movie_id"] for r in body["ranked"]) == [246, 268, 273]
 
 
+def test_rerank_takes_integer_ids_in_candidate_movies_as_the_dag_does(api: ApiServer):  # noqa: F811
+    """Ids in candidate_movies were a 422 pointing nowhere; JSON tells 273 from "273", so they are ranked."""
+    mixed = api.client.post(RERANK, json={"user_id": 17, "candidate_movies": ["Toy Story (1995)", 273, 2]})
+    by_id = api.client.post(RERANK, json={"user_id": 17, "candidate_movie_ids": [1, 273, 2]}).json()
+    assert mixed.status_code == 200, mixed.text
+    assert [r["movie_id"] for r in mixed.json()["ranked"]] == [r["movie_id"] for r in by_id["ranked"]]
+    digits = api.client.post(RERANK, json={"user_id": 17, "candidate_movies": ["273"]}).json()
+    assert digits["unknown_titles"] == ["273"] and digits["ranked"] == []  # a string stays a title
+    for bad in ([1.5], [True], [0], [{"movie_id": 1}]):
+        detail = assert_error(api.client.post(RERANK, json={"user_id": 17, "candidate_movies": bad}), 422)["detail"]
+        assert len(detail) == 1 and detail[0]["loc"][:3] == ["body", "candidate_movies", 0], detail
+
+
+def test_rerank_k_returns_only_the_best_k(api: ApiServer):  # noqa: F811
+    candidates = {"user_id": 17, "candidate_movie_ids": [1, 2, 273, 246, 268], "candidate_movies": ["No Such Movie"]}
+    everything = api.client.post(RERANK, json=candidates).json()
+    best = api.client.post(RERANK, json={**candidates, "k": 2}).json()
+    assert best["ranked"] == everything["ranked"][:2] and len(everything["ranked"]) == 5
+    assert best["unknown_titles"] == ["No Such Movie"]  # the other lists are not cut
+    for k in (0, 1001, 2.0, "2", True):
+        assert_error(api.client.post(RERANK, json={**candidates, "k": k}), 422, "invalid_request")
+    spec = api.client.get("/openapi.json").json()
+    k_schema = spec["components"]["schemas"]["RerankRequest"]["properties"]["k"]
+    assert {"type": "integer", "minimum": 1, "maximum": 1000} in k_schema["anyOf"]
+    assert "best k" in k_schema["description"]
+
+
+def test_rerank_unknown_titles_get_the_closest_movies(api: ApiServer):  # noqa: F811
+    payload = {"user_id": 17, "candidate_movies": ["Toy Stroy (1995)", "toy story", "Heat", "zzzzqx", "heat (1995)"]}
+    body = api.client.post(RERANK, json=payload).json()
+    assert body["unknown_titles"] == ["Toy Stroy (1995)", "toy story", "Heat", "zzzzqx"]
+    assert [r["movie_id"] for r in body["ranked"]] == [273]  # the case-insensitive exact match still resolves
+    by_title = {s["title"]: s["matches"] for s in body["suggestions"]}
+    assert [s["title"] for s in body["suggestions"]] == body["unknown_titles"]
+    assert by_title["Toy Stroy (1995)"][0] == {"movie_id": 1, "title": "Toy Story (1995)"}
+    assert by_title["toy story"] == [{"movie_id": 1, "title": "Toy Story (1995)"}]
+    assert by_title["Heat"][0] == {"movie_id": 273, "title": "Heat (1995)"} and len(by_title["Heat"]) == 3
+    assert by_title["zzzzqx"] == []
+    searched = api.client.get("/movies", params={"title": "heat"}).json()["movies"]
+    assert searched[0]["movie_id"] == by_title["Heat"][0]["movie_id"]
+
+
 def test_rerank_unknown_user_is_404(api: ApiServer):  # noqa: F811
     assert_error(api.client.post(RERANK, json={**ORIGINAL, "user_id": "99999"}), 404, "unknown_user")
 
@@ -229,6 +271,9 @@ def test_rerank_1000_candidates_is_fine(api: ApiServer):  # noqa: F811
         {"user_id": "١٧", "candidate_movies": ["Heat (1995)"]},  # non-ASCII digits
         {"user_id": 17, "candidate_movies": "Heat (1995)"},
         {"user_id": 17, "candidate_movies": [["Heat (1995)"]]},
+        {"user_id": 17.0, "candidate_movies": ["Heat (1995)"]},  # JSON Schema's integer, not ours
+        {"user_id": 17, "candidate_movies": [1.0]},
+        {"user_id": 17, "candidate_movies": [0]},
         {"user_id": 17, "candidate_movies": [{"title": "Heat (1995)"}]},
         {"user_id": 17, "candidate_movies": [""]},
         {"user_id": 17, "candidate_movies": [None]},
@@ -307,6 +352,17 @@ def test_movie_search(api: ApiServer):  # noqa: F811
     heat = api.client.get("/movies", params={"title": "heat"}).json()["movies"]
     assert heat[0]["title"] == "Heat (1995)"  # exact match first, then "Heathers", ".. Heat"
     assert len(api.client.get("/movies", params={"title": "the", "limit": 100}).json()["movies"]) == 100
+
+
+def test_movie_search_orders_exact_then_prefixes_then_other_substrings(api: ApiServer):  # noqa: F811
+    assert api.client.get("/movies", params={"title": "HEAT (1995)"}).json()["movies"][0]["movie_id"] == 273
+    for query in ("heat", "star", "love"):
+        movies = api.client.get("/movies", params={"title": query, "limit": 100}).json()["movies"]
+        groups = [
+            0 if m["title"].lower() == query.lower() else 1 if m["title"].lower().startswith(query.lower()) else 2
+            for m in movies
+        ]
+        assert groups == sorted(groups) and len(set(groups)) >= 2, (query, groups)
 
 
 @pytest.mark.parametrize("title", ["%", "_", "\\", "'", "%' OR 1=1 --"])

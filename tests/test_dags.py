@@ -269,28 +269,36 @@ def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
     assert make_split(DEFAULT_HOLDOUT, ratings).test["rated_at"].min() == 18, "the newest 10% are held out"
 
 
-def test_rerank_request_check_matches_the_param_schema() -> None:
-    """The in-task check refuses what the Params' schema refuses, with a clear message."""
+def test_rerank_request_check_is_the_api_model_with_short_reasons() -> None:
+    """The in-task check is the API's RerankRequest: same refusals, one short line, never the list."""
     sys.path.insert(0, str(DAGS))
     from movielens_rerank import InvalidRequest, check_request
+    from pydantic import ValidationError
+
+    from recsys.api.schemas import RerankRequest, short_reason
 
     ok = check_request({"user_id": 1, "candidate_movies": ["Toy Story (1995)", 50], "k": 1})
     assert ok["titles"] == ["Toy Story (1995)"] and ok["movie_ids"] == [50] and ok["k"] == 1
     for bad, message in [
-        ({"user_id": "1; DROP TABLE recsys.users", "candidate_movies": [1]}, "user_id must be an integer"),
-        ({"user_id": True, "candidate_movies": [1]}, "user_id must be an integer"),
-        ({"user_id": 0, "candidate_movies": [1]}, "user_id must be an integer"),
-        ({"user_id": 1, "candidate_movies": []}, "1 to 1000 items"),
-        ({"user_id": 1, "candidate_movies": "Toy Story"}, "must be a list"),
-        ({"user_id": 1, "candidate_movies": list(range(1, 10_002))}, "1 to 1000 items"),
-        ({"user_id": 1, "candidate_movies": ["x" * 301]}, "1 to 300 characters"),
-        ({"user_id": 1, "candidate_movies": ["Toy\x00Story"]}, "control characters"),
-        ({"user_id": 1, "candidate_movies": [{"$ne": 1}]}, "a title (string) or a movie id"),
-        ({"user_id": 1, "candidate_movies": [[["deep"]]]}, "a title (string) or a movie id"),
-        ({"user_id": 1, "candidate_movies": [1], "k": 0}, "k must be empty"),
+        ({"user_id": "1; DROP TABLE recsys.users", "candidate_movies": [1]}, "user_id: user_id must be an integer"),
+        ({"user_id": True, "candidate_movies": [1]}, "user_id: user_id must be an integer"),
+        ({"user_id": 17.0, "candidate_movies": [1]}, "user_id: user_id must be an integer"),
+        ({"user_id": 0, "candidate_movies": [1]}, "user_id: Input should be greater than or equal to 1"),
+        ({"user_id": 1, "candidate_movies": []}, "give candidate_movies and/or candidate_movie_ids"),
+        ({"user_id": 1, "candidate_movies": "Toy Story"}, "candidate_movies: Input should be a valid list"),
+        ({"user_id": 1, "candidate_movies": list(range(1, 10_002))}, "candidate_movies: List should have at most 1000"),
+        ({"user_id": 1, "candidate_movies": ["x" * 100_000]}, "candidate_movies[0].title: String should have at most"),
+        ({"user_id": 1, "candidate_movies": ["Toy\x00Story"]}, "candidate_movies[0].title: String should match"),
+        ({"user_id": 1, "candidate_movies": [{"$ne": 1}] * 900}, "candidate_movies[0]: must be a title (string) or"),
+        ({"user_id": 1, "candidate_movies": [1], "k": 0}, "k: Input should be greater than or equal to 1"),
     ]:
-        with pytest.raises(InvalidRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(InvalidRequest) as raised:
             check_request(bad)
+        reason = str(raised.value)
+        assert reason.startswith(message) and len(reason) < 300, reason
+        with pytest.raises(ValidationError) as api_error:
+            RerankRequest.model_validate(bad)
+        assert short_reason(api_error.value) == reason  # the API's model, the API's words
 
 
 # ---------------------------------------------------------------- end to end
@@ -518,6 +526,36 @@ def test_rerank_dag_rejects_hostile_params_and_writes_nothing(pipeline, dagbag, 
         dagbag.dags["movielens_rerank"].test(run_conf=conf)
     print(f"{str(conf)[:60]} -> {str(raised.value)[:120]}")
     assert counts() == before  # no run, no row, the ranking unchanged
+
+
+@pytest.mark.slow
+def test_rerank_dag_refuses_in_the_task_what_its_param_schema_lets_through(pipeline, dagbag, engine) -> None:
+    """user_id 17.0 is an integer to JSON Schema: the run exists, the task fails once, writes nothing."""
+    before = scalar(engine, "SELECT count(*) FROM recsys.rerank_requests")
+    dr, _ = run_dag(dagbag, "movielens_rerank", {"user_id": 17.0, "candidate_movies": [1, "Star Wars (1977)"]})
+    assert str(dr.state) == "failed"
+    assert dr.get_task_instance("rerank").try_number == 1  # AirflowFailException: no retry
+    assert scalar(engine, "SELECT count(*) FROM recsys.rerank_requests") == before
+
+
+@pytest.mark.slow
+def test_rerank_dag_suggests_what_the_api_suggests(pipeline, dagbag, engine) -> None:
+    from recsys.scoring import title_match
+
+    conf = {"user_id": 42, "candidate_movies": ["Toy Stroy (1995)", "toy story", "Heat", 50], "k": 1}
+    dr, _ = run_dag(dagbag, "movielens_rerank", conf)
+    assert str(dr.state) == "success", task_states(dr)
+    result = xcom(dr, "rerank")
+    assert [r["movie_id"] for r in result["ranked"]] == [50]
+    assert result["unknown_titles"] == ["Toy Stroy (1995)", "toy story", "Heat"]
+    with engine.connect() as conn:
+        index = title_match.TitleIndex(conn.execute(sa.text(title_match.TITLES_SQL)).all())
+    expected = [
+        {"title": s.title, "matches": [{"movie_id": m.movie_id, "title": m.title} for m in s.matches]}
+        for s in index.suggestions(result["unknown_titles"])
+    ]
+    assert result["suggestions"] == expected
+    assert [s["matches"][0]["movie_id"] for s in expected] == [1, 1, 273]
 
 
 @pytest.mark.slow

@@ -209,3 +209,28 @@ def test_hostile_titles_are_just_titles(conn, current_baseline, title):  # noqa:
     assert result.unknown_titles == [title.strip()]
     assert [c.movie_id for c in result.ranked] == [273]
     assert db_fingerprint(current_baseline.engine) == before
+
+
+def test_unknown_titles_get_suggestions_and_k_cuts_only_the_ranking(conn):
+    from recsys.scoring import title_match
+
+    result = rerank(conn, 17, ["Toy Stroy (1995)", "toy story", "Heat", "heat (1995)", "zzzzqx"], [1, 2, 3], k=2)
+    assert result.unknown_titles == ["Toy Stroy (1995)", "toy story", "Heat", "zzzzqx"]
+    assert [s.title for s in result.suggestions] == result.unknown_titles
+    first = [s.matches[0].movie_id if s.matches else None for s in result.suggestions]
+    assert first == [1, 1, 273, None]
+    assert [m.movie_id for m in result.suggestions[1].matches] == [1]  # a substring of one title only
+    assert len(result.ranked) == 2
+    assert [c.movie_id for c in result.ranked] == [
+        c.movie_id for c in rerank(conn, 17, ["heat (1995)"], [1, 2, 3]).ranked
+    ][:2]
+    assert title_match.CACHE.get(tuple(conn.execute(sa.text(title_match.DATASET_SQL)).one())) is not None
+
+
+def test_title_cache_is_rebuilt_when_the_dataset_changes():
+    from recsys.scoring.title_match import TitleCache
+
+    cache = TitleCache()
+    first = cache.put((1, "a"), [(1, "Heat (1995)")])
+    assert cache.get((1, "a")) is first and cache.get((2, "b")) is None
+    assert cache.put((2, "b"), [(7, "Heathers (1989)")]).suggest("heat")[0].movie_id == 7

@@ -21,6 +21,7 @@ from pydantic_core import to_json
 from starlette.responses import Response
 
 from recsys.api.db import fetch
+from recsys.scoring import title_match
 from recsys.scoring.rerank import (
     RERANK_SQL,
     NoPublishedRanking,
@@ -98,11 +99,26 @@ async def top_k(pool: AsyncConnectionPool, user_id: int, k: int) -> dict[str, An
     }
 
 
-async def rerank(pool: AsyncConnectionPool, user_id: int, titles: list[str], movie_ids: list[int]) -> dict[str, Any]:
-    """``schemas.RerankResponse``: ``recsys.scoring.rerank``'s statement and result, as a document."""
+async def rerank(
+    pool: AsyncConnectionPool, user_id: int, titles: list[str], movie_ids: list[int], k: int | None = None
+) -> dict[str, Any]:
+    """``schemas.RerankResponse``: ``recsys.scoring.rerank``'s statement, result and suggestions, as a document."""
     params, duplicates = rerank_params(user_id, titles, movie_ids)
     rows = await fetch(pool, RERANK_SQL, params)
-    return rerank_document(build_result(int(user_id), rows, duplicates))
+    result = build_result(int(user_id), rows, duplicates)
+    if result.unknown_titles:
+        result.suggestions = (await title_index(pool)).suggestions(result.unknown_titles)
+    return rerank_document(result.top(k))
+
+
+async def title_index(pool: AsyncConnectionPool) -> title_match.TitleIndex:
+    """The process's title index, re-read only when a new data set was ingested (one cheap query otherwise)."""
+    rows = await fetch(pool, title_match.DATASET_SQL)
+    dataset = tuple(rows[0]) if rows else None
+    index = title_match.CACHE.get(dataset)
+    if index is None:
+        index = title_match.CACHE.put(dataset, await fetch(pool, title_match.TITLES_SQL))
+    return index
 
 
 def rerank_document(result: RerankResult) -> dict[str, Any]:
@@ -124,6 +140,10 @@ def rerank_document(result: RerankResult) -> dict[str, Any]:
             for c in result.ranked
         ],
         "unknown_titles": result.unknown_titles,
+        "suggestions": [
+            {"title": s.title, "matches": [{"movie_id": m.movie_id, "title": m.title} for m in s.matches]}
+            for s in result.suggestions
+        ],
         "ambiguous_titles": [{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles],
         "unknown_movie_ids": result.unknown_movie_ids,
         "unscored_movie_ids": result.unscored_movie_ids,

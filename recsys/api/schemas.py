@@ -12,9 +12,20 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
-from recsys.scoring.rerank import MAX_CANDIDATES
+from recsys.scoring.rerank import MAX_CANDIDATES, MAX_K
 
 PG_INT_MAX = 2_147_483_647
 MAX_TITLE_CHARS = 300
@@ -35,8 +46,8 @@ USER_ID_STRING = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
 def _user_id(value: Any) -> Any:
-    """Accept 17 or "17" (the original service took strings); reject bools, floats, padding."""
-    if isinstance(value, bool):
+    """Accept 17 or "17" (the original service took strings); reject bools, floats (even 17.0), padding."""
+    if isinstance(value, bool | float):
         raise ValueError("user_id must be an integer or a string of digits")
     if isinstance(value, str):
         if not USER_ID_STRING.match(value):
@@ -78,6 +89,27 @@ Title = Annotated[
 ]
 
 
+def _candidate_kind(value: Any) -> str | None:
+    """Which kind of candidate ``value`` is: JSON tells titles (strings) from ids (integers) apart."""
+    if isinstance(value, str):
+        return "title"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "id"
+    return None  # pydantic reports one error, naming both tags, instead of one per union branch
+
+
+# An item of candidate_movies: a title, or (as in the rerank DAG) a movie id, moved to the ids.
+Candidate = Annotated[
+    Annotated[Title, Tag("title")] | Annotated[MovieId, Tag("id")],
+    Discriminator(
+        _candidate_kind,
+        custom_error_type="candidate_type",
+        custom_error_message="must be a title (string) or a movie id (integer)",
+    ),
+]
+K = Annotated[int, Field(ge=1, le=MAX_K, strict=True)]
+
+
 def _at_most_in_total(limit: int) -> list[dict[str, Any]]:
     """``len(candidate_movies) + len(candidate_movie_ids) <= limit`` in JSON Schema, which cannot add
     two lengths: one branch per split (at most k titles and at most limit - k ids) says it exactly."""
@@ -88,7 +120,11 @@ def _at_most_in_total(limit: int) -> list[dict[str, Any]]:
 
 
 class RerankRequest(BaseModel):
-    """Candidates to rank for one user: titles (the original payload), ids, or both; 1 to 1,000 in total."""
+    """Candidates to rank for one user: titles (the original payload), ids, or both; 1 to 1,000 in total.
+
+    The API's body and the rerank DAG's conf (``user_id``, ``candidate_movies``, ``k``), checked
+    by the DAG's task and by the Airflow API server's guard (``plugins/rerank_guard.py``).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -106,13 +142,33 @@ class RerankRequest(BaseModel):
             "examples": [
                 {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
                 {"user_id": 17, "candidate_movie_ids": [1, 2, 273], "candidate_movies": ["Chasing Amy (1997)"]},
+                {"user_id": 17, "candidate_movies": ["Heat (1995)", 1, 2], "k": 2},
             ],
         },
     )
 
     user_id: UserId
-    candidate_movies: list[Title] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+    candidate_movies: list[Candidate] = Field(
+        default_factory=list,
+        max_length=MAX_CANDIDATES,
+        description="Titles (case-insensitive exact matches); integer movie ids are accepted too and ranked "
+        "as if given in candidate_movie_ids (a string of digits stays a title).",
+    )
     candidate_movie_ids: list[MovieId] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+    k: K | None = Field(
+        None,
+        description=f"Return only the best k ranked candidates (1-{MAX_K}); omitted or null: all of them. "
+        "The other lists (unknown_titles, suggestions, ...) are not cut.",
+    )
+
+    @property
+    def titles(self) -> list[str]:
+        return [c for c in self.candidate_movies if isinstance(c, str)]
+
+    @property
+    def movie_ids(self) -> list[int]:
+        """candidate_movie_ids, then the ids given in candidate_movies, in their order."""
+        return self.candidate_movie_ids + [c for c in self.candidate_movies if not isinstance(c, str)]
 
     @model_validator(mode="after")
     def _some_candidates(self) -> RerankRequest:
@@ -122,6 +178,28 @@ class RerankRequest(BaseModel):
         if total > MAX_CANDIDATES:
             raise ValueError(f"at most {MAX_CANDIDATES} candidates in total, got {total}")
         return self
+
+
+MAX_REASON_CHARS = 200
+
+
+def short_reason(exc: ValidationError) -> str:
+    """One line, at most ~250 characters, for a refused request: the first error and how many more.
+
+    pydantic's own text repeats (a truncated) input and a URL per error; a list of 10,000 bad
+    items would make a message of megabytes. This never echoes the input.
+    """
+    errors = exc.errors(include_url=False, include_input=False)
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first.get("loc", ())).lstrip(".")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    reason = f"{where}: {message}" if where else message
+    if len(reason) > MAX_REASON_CHARS:
+        reason = reason[: MAX_REASON_CHARS - 3] + "..."
+    more = len(errors) - 1
+    return reason + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
 
 
 class RunInfo(BaseModel):
@@ -161,14 +239,30 @@ class AmbiguousTitle(BaseModel):
     movie_ids: list[int] = Field(description="Every movie with this title; all of them are ranked.")
 
 
+class Suggestion(BaseModel):
+    movie_id: int
+    title: str
+
+
+class TitleSuggestions(BaseModel):
+    title: str = Field(description="An entry of unknown_titles.")
+    matches: list[Suggestion] = Field(
+        description="Up to 3 closest movies: titles containing it (prefixes first), then the closest spellings; "
+        "may be empty."
+    )
+
+
 class RerankResponse(RunInfo):
     user_id: int
     ranked: list[RankedMovie] = Field(
         description="Resolved candidates in the published ranking's order: the unseen ones by rank (highest "
         "score first, equal scores by lower movie id), then the ones the user has rated (rank null), by score "
-        "the same way. Never ordered by predicted_rating."
+        "the same way. Never ordered by predicted_rating. With k, only the first k of them."
     )
-    unknown_titles: list[str] = Field(description="Titles that match no movie.")
+    unknown_titles: list[str] = Field(description="Titles that match no movie (case-insensitive exact match).")
+    suggestions: list[TitleSuggestions] = Field(
+        description="One entry per unknown title, in the same order: the movies it may have meant."
+    )
     ambiguous_titles: list[AmbiguousTitle] = Field(description="Titles shared by several movies.")
     unknown_movie_ids: list[int] = Field(description="Ids that are not in recsys.movies.")
     unscored_movie_ids: list[int] = Field(description="Movies added after the published run was computed.")

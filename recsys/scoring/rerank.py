@@ -27,8 +27,11 @@ import psycopg
 import sqlalchemy as sa
 
 from recsys.errors import RecsysError
+from recsys.scoring import title_match
+from recsys.scoring.title_match import TitleSuggestions
 
 MAX_CANDIDATES = 1000
+MAX_K = 1000  # the API's and the DAG's k: return only the best k
 
 
 class RerankError(RecsysError):
@@ -84,6 +87,13 @@ class RerankResult:
     unknown_movie_ids: list[int] = field(default_factory=list)
     unscored_movie_ids: list[int] = field(default_factory=list)  # in recsys.movies, not in the run
     duplicates: list[str | int] = field(default_factory=list)  # repeated inputs, answered once
+    suggestions: list[TitleSuggestions] = field(default_factory=list)  # one per unknown title, in its order
+
+    def top(self, k: int | None) -> RerankResult:
+        """Only the best ``k`` ranked candidates (all when ``k`` is None); every other list is kept."""
+        if k is not None:
+            self.ranked = self.ranked[:k]
+        return self
 
 
 # pub: the published run. requested: each requested title or id with its movie(s), or one
@@ -250,23 +260,36 @@ def rerank(
     user_id: int,
     titles: Sequence[str] = (),
     movie_ids: Sequence[int] = (),
+    k: int | None = None,
 ) -> RerankResult:
     """Rank the candidates (titles and/or ids) for ``user_id`` by the published ranking.
 
     ``conn``: a SQLAlchemy connection (DAGs, tools) or a psycopg one; the statement runs
-    in the caller's transaction, if any. The API uses ``rerank_async``.
+    in the caller's transaction, if any. Unknown titles get ``title_match`` suggestions
+    (the titles are read only then, and once per data set). The API runs the same
+    statement, result builder and suggestions (``recsys.api.queries.rerank``).
     """
     if isinstance(conn, sa.Connection):
         conn = conn.connection.driver_connection
     params, duplicates = rerank_params(user_id, titles, movie_ids)
     rows = conn.execute(RERANK_SQL, params).fetchall()
-    return build_result(int(user_id), rows, duplicates)
+    result = build_result(int(user_id), rows, duplicates)
+    if result.unknown_titles:
+        result.suggestions = title_match.index_for(conn).suggestions(result.unknown_titles)
+    return result.top(k)
 
 
 async def rerank_async(
-    conn: psycopg.AsyncConnection, user_id: int, titles: Sequence[str] = (), movie_ids: Sequence[int] = ()
+    conn: psycopg.AsyncConnection,
+    user_id: int,
+    titles: Sequence[str] = (),
+    movie_ids: Sequence[int] = (),
+    k: int | None = None,
 ) -> RerankResult:
-    """``rerank`` for an async psycopg connection (the API): same statement, same result."""
+    """``rerank`` for an async psycopg connection: same statement, same result."""
     params, duplicates = rerank_params(user_id, titles, movie_ids)
     cur = await conn.execute(RERANK_SQL, params)
-    return build_result(int(user_id), await cur.fetchall(), duplicates)
+    result = build_result(int(user_id), await cur.fetchall(), duplicates)
+    if result.unknown_titles:
+        result.suggestions = (await title_match.index_for_async(conn)).suggestions(result.unknown_titles)
+    return result.top(k)

@@ -22,6 +22,14 @@ RERANK_EXAMPLES = {
         "value": {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
     },
     "ids": {"summary": "Movie ids", "value": {"user_id": 17, "candidate_movie_ids": [1, 2, 273, 246, 268]}},
+    "top_k": {
+        "summary": "Titles and ids mixed (as the rerank DAG takes them); only the best 2",
+        "value": {"user_id": 17, "candidate_movies": ["Heat (1995)", 1, 2, 246], "k": 2},
+    },
+    "misspelt": {
+        "summary": "Misspelt and partial titles: unknown, with suggestions",
+        "value": {"user_id": 17, "candidate_movies": ["Toy Stroy (1995)", "toy story", "Heat"]},
+    },
     "ambiguous": {
         "summary": "A duplicated title, an unknown title and a repeat",
         "value": {
@@ -59,15 +67,17 @@ async def recommendations(
         "ranking: the unseen ones by `rank` (highest ranking `score` first, equal scores by lower movie id), then "
         "the ones the user has rated (`rank` null, `seen` true), by `score` the same way. `score` is the ranking "
         "score (orders the list; higher first; not a rating); `predicted_rating` is the predicted rating 1-5 "
-        "(null for a run published before migration 0007) and orders nothing. A title that matches no movie is "
-        "listed in `unknown_titles`; one shared by several movies is listed in `ambiguous_titles` and all its "
-        "movies are ranked; repeated candidates are answered once and listed in `duplicates`. At most 1,000 "
-        "candidates."
+        "(null for a run published before migration 0007) and orders nothing. `candidate_movies` takes titles "
+        "and also integer movie ids (as the rerank DAG does), ranked as if given in `candidate_movie_ids`. A "
+        "title that matches no movie (case-insensitive exact match) is listed in `unknown_titles`, and "
+        "`suggestions` gives up to 3 movies it may have meant; one shared by several movies is listed in "
+        "`ambiguous_titles` and all its movies are ranked; repeated candidates are answered once and listed in "
+        "`duplicates`. At most 1,000 candidates; with `k`, only the best k ranked ones come back."
     ),
     responses=schemas.error_responses(400),
 )
 async def ranked_recommendation(
     request: Request, body: Annotated[schemas.RerankRequest, Body(openapi_examples=RERANK_EXAMPLES)]
 ) -> Response:
-    document = await queries.rerank(get_pool(request), body.user_id, body.candidate_movies, body.candidate_movie_ids)
+    document = await queries.rerank(get_pool(request), body.user_id, body.titles, body.movie_ids, body.k)
     return queries.json_response(document)
