@@ -176,7 +176,7 @@ def test_no_published_ranking(empty_db_url: str):
 
 def test_too_many_candidates(conn):
     with pytest.raises(TooManyCandidates):
-        rerank(conn, 17, ["x"] * (MAX_CANDIDATES - 9), list(range(1, 11)))
+        rerank(conn, 17, ["x"] * MAX_CANDIDATES, list(range(1, MAX_CANDIDATES + 2)))  # both lists, one over
 
 
 def test_movie_added_after_the_run_is_reported_unscored(current_baseline):  # noqa: F811

@@ -110,17 +110,8 @@ Candidate = Annotated[
 K = Annotated[int, Field(ge=1, le=MAX_K, strict=True)]
 
 
-def _at_most_in_total(limit: int) -> list[dict[str, Any]]:
-    """``len(candidate_movies) + len(candidate_movie_ids) <= limit`` in JSON Schema, which cannot add
-    two lengths: one branch per split (at most k titles and at most limit - k ids) says it exactly."""
-    return [
-        {"properties": {"candidate_movies": {"maxItems": k}, "candidate_movie_ids": {"maxItems": limit - k}}}
-        for k in range(limit + 1)
-    ]
-
-
 class RerankRequest(BaseModel):
-    """Candidates to rank for one user: titles (the original payload), ids, or both; 1 to 1,000 in total.
+    """Candidates to rank for one user: titles (the original payload), ids, or both; up to 1,000 in each list.
 
     The API's body and the rerank DAG's conf (``user_id``, ``candidate_movies``, ``k``), checked
     by the DAG's task and by the Airflow API server's guard (``plugins/rerank_guard.py``).
@@ -129,15 +120,11 @@ class RerankRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            # Both rules in the spec, so clients and fuzzers know: at least one candidate, 1,000 in total.
-            "allOf": [
-                {
-                    "anyOf": [
-                        {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
-                        {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
-                    ]
-                },
-                {"anyOf": _at_most_in_total(MAX_CANDIDATES)},
+            # In the spec, so clients and fuzzers know: at least one candidate (each list's
+            # maxItems states its limit).
+            "anyOf": [
+                {"required": ["candidate_movies"], "properties": {"candidate_movies": {"minItems": 1}}},
+                {"required": ["candidate_movie_ids"], "properties": {"candidate_movie_ids": {"minItems": 1}}},
             ],
             "examples": [
                 {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]},
@@ -175,8 +162,6 @@ class RerankRequest(BaseModel):
         total = len(self.candidate_movies) + len(self.candidate_movie_ids)
         if total == 0:
             raise ValueError("give candidate_movies and/or candidate_movie_ids")
-        if total > MAX_CANDIDATES:
-            raise ValueError(f"at most {MAX_CANDIDATES} candidates in total, got {total}")
         return self
 
 

@@ -30,7 +30,10 @@ from recsys.errors import RecsysError
 from recsys.scoring import title_match
 from recsys.scoring.title_match import TitleSuggestions
 
-MAX_CANDIDATES = 1000
+MAX_CANDIDATES = 1000  # per list of a request (the API's candidate_movies, candidate_movie_ids)
+# Titles and ids together: both lists full. A per-list limit is what JSON Schema can state
+# exactly (maxItems); a limit on the sum took 1,001 anyOf branches, which Swagger UI could not draw.
+MAX_PER_REQUEST = 2 * MAX_CANDIDATES
 MAX_K = 1000  # the API's and the DAG's k: return only the best k
 
 
@@ -171,8 +174,8 @@ def unique(items: Iterable[str | int]) -> tuple[list, list]:
 
 def rerank_params(user_id: int, titles: Sequence[str] = (), movie_ids: Sequence[int] = ()) -> tuple[dict, list]:
     """Bound parameters for ``RERANK_SQL`` and the duplicates that were dropped."""
-    if len(titles) + len(movie_ids) > MAX_CANDIDATES:
-        raise TooManyCandidates(f"at most {MAX_CANDIDATES} candidates per request, got {len(titles) + len(movie_ids)}")
+    if len(titles) + len(movie_ids) > MAX_PER_REQUEST:
+        raise TooManyCandidates(f"at most {MAX_PER_REQUEST} candidates per request, got {len(titles) + len(movie_ids)}")
     unique_titles, dup_titles = unique(normalise_title(t) for t in titles)
     unique_ids, dup_ids = unique(int(i) for i in movie_ids)
     params = {

@@ -72,7 +72,7 @@ async def recommendations(
         "title that matches no movie (case-insensitive exact match) is listed in `unknown_titles`, and "
         "`suggestions` gives up to 3 movies it may have meant; one shared by several movies is listed in "
         "`ambiguous_titles` and all its movies are ranked; repeated candidates are answered once and listed in "
-        "`duplicates`. At most 1,000 candidates; with `k`, only the best k ranked ones come back."
+        "`duplicates`. At most 1,000 in each list; with `k`, only the best k ranked ones come back."
     ),
     responses=schemas.error_responses(400),
 )
