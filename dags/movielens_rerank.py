@@ -10,6 +10,7 @@ clear message before anything is written.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -78,8 +79,11 @@ def check_request(params: dict[str, Any]) -> dict[str, Any]:
 
     from recsys.api.schemas import RerankRequest, short_reason
 
+    conf = {key: params.get(key) for key in CONF_KEYS if key in params}
+    if isinstance(conf.get("candidate_movies"), list):
+        conf["candidate_movies"] = from_form(conf["candidate_movies"])
     try:
-        request = RerankRequest.model_validate({key: params.get(key) for key in CONF_KEYS if key in params})
+        request = RerankRequest.model_validate(conf)
     except ValidationError as exc:
         raise InvalidRequest(short_reason(exc)) from None
     return {
@@ -89,6 +93,26 @@ def check_request(params: dict[str, Any]) -> dict[str, Any]:
         "k": request.k,
         "candidates": request.candidate_movies,
     }
+
+
+def from_form(candidates: list[Any]) -> list[Any]:
+    """The trigger form's box gives one string per line: a line of digits is a movie id, a line
+    holding a JSON list is its items. MovieLens titles end in "(year)", so no title is digits only."""
+    items: list[Any] = []
+    for item in candidates:
+        text = item.strip() if isinstance(item, str) else None
+        if text and text.isascii() and text.isdigit() and len(text) <= 10:
+            items.append(int(text))
+        elif text and text.startswith("[") and text.endswith("]"):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                items.append(item)  # not JSON after all: a title, refused or matched as such
+            else:
+                items.extend(parsed if isinstance(parsed, list) else [item])
+        else:
+            items.append(item)
+    return items
 
 
 @dag(
@@ -112,7 +136,9 @@ def check_request(params: dict[str, Any]) -> dict[str, Any]:
             maxItems=MAX_CANDIDATES,
             items=CANDIDATE_SCHEMA,
             title="Candidate movies",
-            description='JSON list of titles and/or ids, e.g. ["Star Wars (1977)", "Fargo (1996)", 50]',
+            description="One per line: a title, e.g. Star Wars (1977), or a movie id, e.g. 50 (a line of "
+            'digits is an id; a pasted JSON list such as ["Fargo (1996)", 50] is read as its items). '
+            "Through the REST API: a JSON list of titles (strings) and ids (integers).",
         ),
         "k": Param(
             None,

@@ -490,6 +490,19 @@ def test_rerank_dag_top_k(pipeline, dagbag, engine: sa.Engine) -> None:
     )
 
 
+def test_rerank_dag_takes_what_its_trigger_form_sends(pipeline, dagbag) -> None:
+    """The form's box sends one string per line: ids as digits, or a pasted JSON list.
+
+    ``k`` is given: dag.test() in one process keeps an earlier run's param values as defaults."""
+    dr, _ = run_dag(
+        dagbag, "movielens_rerank", {"user_id": 7, "candidate_movies": ["50", " 1 ", "Heat (1995)"], "k": None}
+    )
+    assert str(dr.state) == "success", task_states(dr)
+    assert sorted(r["movie_id"] for r in xcom(dr, "rerank")["ranked"]) == [1, 50, 273]
+    dr, _ = run_dag(dagbag, "movielens_rerank", {"user_id": 7, "candidate_movies": ['["Fargo (1996)", 50]'], "k": None})
+    assert sorted(r["movie_id"] for r in xcom(dr, "rerank")["ranked"]) == [50, 100]
+
+
 HOSTILE = [
     pytest.param({"user_id": "42 OR 1=1", "candidate_movies": [1]}, "user_id", id="sql-in-user-id"),
     pytest.param({"user_id": -1, "candidate_movies": [1]}, "user_id", id="negative-user"),
