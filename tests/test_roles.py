@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,10 +125,13 @@ def test_role_defaults_the_api_role_sets_itself_do_not_reach_the_api_sessions(mi
             conn.execute(f"ALTER ROLE recsys_api IN DATABASE {database} RESET ALL")
 
 
-def test_managed_server_lets_the_api_role_into_recsys_only(tmp_path: Path) -> None:
+def test_managed_server_lets_the_api_role_into_recsys_only() -> None:
     from recsys.db import server
 
-    pgdata = tmp_path / "pgdata"
+    # Not under tmp_path: another pytest session resets /tmp/pytest-of-<user> to 0700, which the
+    # server's own system user must traverse (see tests/test_db_server.py).
+    folder = tempfile.TemporaryDirectory(prefix="recsys-roles-")
+    pgdata = Path(folder.name) / "pgdata"
     url = server.start(pgdata)
     try:
         migrate(url)
@@ -143,6 +147,7 @@ def test_managed_server_lets_the_api_role_into_recsys_only(tmp_path: Path) -> No
             conn.execute("CREATE TEMP TABLE t (x int)")
     finally:
         server.stop(pgdata, force=True)
+        folder.cleanup()
 
 
 def test_compose_init_lets_the_api_role_into_recsys_only() -> None:
