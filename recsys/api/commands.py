@@ -21,15 +21,21 @@ from collections.abc import Sequence
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser("serve", help="serve the lookup API (FastAPI under uvicorn)")
-    serve.add_argument("--host", default=os.environ.get("RECSYS_API_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("RECSYS_API_PORT", "8000")))
+    serve.add_argument(
+        "--host", default=os.environ.get("RECSYS_API_HOST", "127.0.0.1"), help="address to listen on (RECSYS_API_HOST)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=int(os.environ.get("RECSYS_API_PORT", "8000")), help="port (RECSYS_API_PORT)"
+    )
     serve.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("RECSYS_API_WORKERS", "1")),
         help="worker processes (one per core is a good start)",
     )
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's"
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(handler=serve_command)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recsys.model.config import PRESETS
 from recsys.native_log import start_tensorflow
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the holdout the gate judges: u1..u5, ua, ub, random:F:SEED, temporal:F (newest share of ratings), "
         "files:TRAIN,TEST (default: %(default)s)",
     )
-    train.add_argument("--config", default="full", help="preset (full, seed_faithful, tiny) or a JSON/YAML file")
+    train.add_argument("--config", default="full", help=f"preset ({', '.join(PRESETS)}) or a JSON/YAML file")
     train.add_argument("--seed", type=int, help="override the config's seed")
     train.add_argument("--tolerance", type=float, default=0.0, help="RMSE slack allowed vs. the champion")
     train.add_argument(
@@ -42,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", help="compare the model with baselines on one split (or five folds): table, JSON, plot"
     )
-    evaluate.add_argument("--split", default="u1")
+    evaluate.add_argument(
+        "--split",
+        default="u1",
+        help="u1..u5, ua, ub, random:F:SEED, temporal:F, cold_movies:BASE, cold_users:BASE, files:TRAIN,TEST",
+    )
     evaluate.add_argument("--config", default="full", help="the TFRS config to evaluate (preset or file)")
     evaluate.add_argument("--seed", type=int, help="override the config's and baselines' seed")
     evaluate.add_argument(
