@@ -140,12 +140,19 @@ def test_help_is_plain_text(capsys, monkeypatch):
 @pytest.mark.parametrize(
     ("command", "line"),
     [
-        (["evaluate"], "--split SPLIT (default: u1)"),
-        (["serve"], "--host HOST (default: 127.0.0.1)"),
-        (["serve"], "--port PORT (default: 8000)"),
+        (
+            ["evaluate"],
+            "--split SPLIT u1..u5, ua, ub, random:F:SEED, temporal:F, cold_movies:BASE, "
+            "cold_users:BASE, files:TRAIN,TEST (default: u1)",
+        ),
+        (["serve"], "--host HOST address to listen on (RECSYS_API_HOST) (default: 127.0.0.1)"),
+        (["serve"], "--port PORT port (RECSYS_API_PORT) (default: 8000)"),
         (["serve"], "--workers WORKERS worker processes (one per core is a good start) (default: 1)"),
         (["precompute"], "--shards SHARDS shards (users split by user_id % shards) (default: 4)"),
-        (["train"], "--config CONFIG preset (full, seed_faithful, tiny) or a JSON/YAML file (default: full)"),
+        (
+            ["train"],
+            "--config CONFIG preset (full, seed_faithful, tiny, smoke, ids_only) or a JSON/YAML file (default: full)",
+        ),
         (["db", "query"], "--write allow changes and commit them (default: read-only)"),
         (["db", "stop"], "--force stop it even if live processes still use it"),
     ],
