@@ -9,6 +9,7 @@ docs" inside Airflow's API server. Screenshots are written to the test's tmp_pat
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 import subprocess
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from test_api_support import ApiServer, as_role, free_port
 
 from recsys.config import PROJECT_ROOT
@@ -61,9 +63,9 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def render_docs(browser, url: str, screenshot: Path) -> list[str]:
+def render_docs(browser, url: str, screenshot: Path, headers: dict[str, str] | None = None) -> list[str]:
     """Open ``url`` with the internet cut off, wait for the operations; return what was blocked."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, extra_http_headers=headers or {})
     blocked: list[str] = []
     errors: list[str] = []
 
@@ -109,16 +111,37 @@ def test_api_docs_render_offline(browser, migrated: str, tmp_path: Path) -> None
 AIRFLOW_API_SERVER = [sys.executable, "-m", "uvicorn", "airflow.api_fastapi.main:app", "--log-level", "warning"]
 
 
-@pytest.fixture
-def airflow_api_server(migrated: str, tmp_path: Path) -> Iterator[str]:
-    """Airflow's API server app, the entry point ``airflow api-server`` runs, with this repo's plugins.
+@pytest.fixture(scope="module")
+def airflow_metadata(admin_url: str) -> Iterator[str]:
+    """A migrated Airflow metadata database: the plugin's login check reads its revoked tokens."""
+    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
+    import airflow_env
 
-    Started with uvicorn directly: the CLI would first require a migrated metadata database,
-    which the plugin does not use.
+    url = create_database(admin_url, "airflow_test_browser")
+    metadata = airflow_env.metadata_url(url, make_url(url).database)
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata}
+    done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    yield metadata
+    drop_database(admin_url, url)
+
+
+@pytest.fixture
+def airflow_api_server(migrated: str, airflow_metadata: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Airflow's API server app, the entry point ``airflow api-server`` runs, with this repo's
+    plugins and the simple auth manager; yields its address and a login token (the plugin's
+    pages need an Airflow login, as a user's browser session has).
     """
     port = free_port()
+    password = secrets.token_hex(8)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": password}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RECSYS_API_"))}
     env |= {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_metadata,
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -136,12 +159,14 @@ def airflow_api_server(migrated: str, tmp_path: Path) -> Iterator[str]:
             assert proc.poll() is None, Path(log.name).read_text(errors="replace")[-3000:]
             assert time.monotonic() < deadline, "Airflow's API server did not answer in 90 s"
             try:
-                if httpx.get(f"{base}/recsys-api/health", timeout=2).status_code == 200:
+                if httpx.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             time.sleep(0.5)
-        yield base
+        answer = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        assert answer.status_code == 201, answer.text
+        yield base, answer.json()["access_token"]
     finally:
         proc.terminate()
         try:
@@ -153,6 +178,8 @@ def airflow_api_server(migrated: str, tmp_path: Path) -> Iterator[str]:
         os.unlink(log.name)
 
 
-def test_plugin_lookup_api_docs_render_offline_inside_airflow(browser, airflow_api_server: str, tmp_path: Path) -> None:
-    blocked = render_docs(browser, f"{airflow_api_server}/recsys-api/docs", tmp_path / "plugin-docs.png")
+def test_plugin_lookup_api_docs_render_offline_inside_airflow(browser, airflow_api_server, tmp_path: Path) -> None:
+    base, token = airflow_api_server
+    login = {"Authorization": f"Bearer {token}"}
+    blocked = render_docs(browser, f"{base}/recsys-api/docs", tmp_path / "plugin-docs.png", login)
     assert blocked == [], "the docs page asked the internet for something"
