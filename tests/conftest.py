@@ -59,6 +59,15 @@ def empty_db_url(admin_url: str) -> Iterator[str]:
     drop_database(admin_url, url)
 
 
+@pytest.fixture(scope="module")
+def migrated(admin_url: str) -> Iterator[str]:
+    """A brand-new database with the schema applied and no data, shared by one module's tests."""
+    url = create_database(admin_url, "recsys_test_migrated")
+    migrate(url)
+    yield url
+    drop_database(admin_url, url)
+
+
 @pytest.fixture(scope="session")
 def db_url(admin_url: str, archive: Path) -> Iterator[str]:
     """A database for the whole session with the real ML-100K ingested."""

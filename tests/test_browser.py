@@ -27,7 +27,6 @@ from test_api_support import ApiServer, as_role, free_port
 
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
-from recsys.db.migrate import migrate
 
 CHROMIUM = Path(os.environ.get("RECSYS_TEST_CHROMIUM", "/usr/bin/chromium"))
 OPERATION = '.opblock-post .opblock-summary-path[data-path="/recommendation/ranked_recommendation"]'
@@ -43,14 +42,6 @@ def browser() -> Iterator:
         browser = p.chromium.launch(executable_path=str(CHROMIUM))  # Playwright adds --no-sandbox (root here)
         yield browser
         browser.close()
-
-
-@pytest.fixture(scope="module")
-def migrated(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url, "recsys_test_browser")
-    migrate(url)
-    yield url
-    drop_database(admin_url, url)
 
 
 def is_loopback(url: str) -> bool:

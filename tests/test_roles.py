@@ -13,7 +13,6 @@ import asyncio
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,7 +23,6 @@ from test_api_support import TempPostgres, as_role
 from recsys.api.db import conninfo, create_pool
 from recsys.api.settings import ApiSettings
 from recsys.config import PROJECT_ROOT
-from recsys.db.admin import create_database, drop_database
 from recsys.db.migrate import migrate
 
 TEMP_OBJECTS = [
@@ -56,14 +54,6 @@ def assert_no_temporary_objects(url: str) -> None:
         for statement in TEMP_OBJECTS:
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied to create temporary"):
                 conn.execute(statement)
-
-
-@pytest.fixture(scope="module")
-def migrated(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url, "recsys_test_roles")
-    migrate(url)
-    yield url
-    drop_database(admin_url, url)
 
 
 def test_api_role_creates_no_temporary_tables_or_functions(migrated: str) -> None:
