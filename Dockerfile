@@ -23,6 +23,5 @@ COPY --chown=airflow:0 plugins /opt/airflow/plugins
 RUN mkdir -p /opt/airflow/recsys-home
 
 ENV RECSYS_HOME=/opt/airflow/recsys-home \
-    TF_USE_LEGACY_KERAS=1 \
     TF_CPP_MIN_LOG_LEVEL=2
 WORKDIR /opt/airflow

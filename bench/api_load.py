@@ -327,7 +327,6 @@ def model_per_request(engine: sa.Engine, model_path: str | None, n: int) -> tupl
             ).scalar()
     if not model_path or not (Path(model_path.removeprefix("file://")) / "saved_model.pb").is_file():
         return "no exported champion model (recsys.model_versions artifact_uri) yet: skipped"
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import pandas as pd
 

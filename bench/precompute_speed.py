@@ -23,19 +23,18 @@ import argparse
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from recsys.db.engine import database_url, make_engine  # noqa: E402
-from recsys.db.store import load_movielens  # noqa: E402
-from recsys.model.inputs import pair_features  # noqa: E402
-from recsys.model.serving import tower_parts  # noqa: E402
-from recsys.scoring import publish  # noqa: E402
-from recsys.scoring.commands import DEFAULT_SHARDS  # noqa: E402
-from recsys.scoring.precompute import ShardScorer, artifact_uri, precompute  # noqa: E402
+from recsys.db.engine import database_url, make_engine
+from recsys.db.store import load_movielens
+from recsys.model.inputs import pair_features
+from recsys.model.serving import tower_parts
+from recsys.scoring import publish
+from recsys.scoring.commands import DEFAULT_SHARDS
+from recsys.scoring.precompute import ShardScorer, artifact_uri, precompute
 
 TARGET = 500_000
 

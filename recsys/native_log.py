@@ -42,7 +42,6 @@ def native_stderr_logged(level: int = logging.DEBUG) -> Iterator[None]:
 
 def start_tensorflow() -> None:
     """Import TensorFlow (legacy Keras, as TFRS needs) and probe its devices, quietly; idempotent."""
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if "tensorflow" in sys.modules:
         return
     with native_stderr_logged():

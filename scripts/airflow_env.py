@@ -96,7 +96,6 @@ def airflow_env(
         # TensorFlow and the recsys imports make a task's first seconds slow on 2 cores.
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "60",
         "AIRFLOW_CONN_RECSYS_DB": os.environ.get("AIRFLOW_CONN_RECSYS_DB") or connection_uri(recsys_url),
-        "TF_USE_LEGACY_KERAS": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
 

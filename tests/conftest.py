@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT, Settings  # noqa: E402
-from recsys.data.splits import make_split  # noqa: E402
-from recsys.db.admin import create_database, drop_database  # noqa: E402
-from recsys.db.engine import make_engine  # noqa: E402
-from recsys.db.migrate import migrate  # noqa: E402
-from recsys.db.store import load_movielens  # noqa: E402
+from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT, Settings
+from recsys.data.splits import make_split
+from recsys.db.admin import create_database, drop_database
+from recsys.db.engine import make_engine
+from recsys.db.migrate import migrate
+from recsys.db.store import load_movielens
 
 ARCHIVE = Path(os.environ.get("RECSYS_TEST_ARCHIVE", PROJECT_ROOT.parent / "shared/data/ml-100k.zip"))
 

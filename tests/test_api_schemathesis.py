@@ -18,7 +18,7 @@ from test_api_support import ApiServer, Published, api, baseline, db_fingerprint
 from recsys.config import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
-from api_fuzz import schemathesis_command  # noqa: E402
+from api_fuzz import schemathesis_command
 
 EXAMPLES = int(os.environ.get("RECSYS_API_FUZZ_EXAMPLES", "40"))
 

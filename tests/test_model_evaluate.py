@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from recsys.errors import ConfigError  # noqa: E402
-from recsys.model.baselines import BASELINES, all_baselines, parse_baselines  # noqa: E402
-from recsys.model.evaluate import PROTOCOL, MethodResult, fold_means, ranking_metrics, rating_metrics  # noqa: E402
-from recsys.model.report import write_report  # noqa: E402
+from recsys.errors import ConfigError
+from recsys.model.baselines import BASELINES, all_baselines, parse_baselines
+from recsys.model.evaluate import PROTOCOL, MethodResult, fold_means, ranking_metrics, rating_metrics
+from recsys.model.report import write_report
 
 
 def test_rating_metrics():

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from recsys.config import OFFICIAL_UDATA_SHA256  # noqa: E402
-from recsys.data.movielens import read_archive  # noqa: E402
-from recsys.data.splits import Split  # noqa: E402
-from recsys.db.engine import make_engine  # noqa: E402
-from recsys.errors import ConfigError, DataError  # noqa: E402
-from recsys.model.config import preset  # noqa: E402
-from recsys.model.registry import get_champion, get_version, list_versions, register_and_gate  # noqa: E402
+from recsys.config import OFFICIAL_UDATA_SHA256
+from recsys.data.movielens import read_archive
+from recsys.data.splits import Split
+from recsys.db.engine import make_engine
+from recsys.errors import ConfigError, DataError
+from recsys.model.config import preset
+from recsys.model.registry import get_champion, get_version, list_versions, register_and_gate
 
 
 @pytest.fixture

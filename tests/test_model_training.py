@@ -17,16 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from recsys.config import OFFICIAL_UDATA_SHA256  # noqa: E402
-from recsys.data import features  # noqa: E402
-from recsys.data.movielens import read_archive  # noqa: E402
-from recsys.data.splits import Split  # noqa: E402
-from recsys.errors import ConfigError, DataError, RecsysError  # noqa: E402
-from recsys.model.config import PRESETS, load_config, preset  # noqa: E402
-from recsys.model.inputs import pair_features  # noqa: E402
-from recsys.model.serving import call_in_chunks  # noqa: E402
+from recsys.config import OFFICIAL_UDATA_SHA256
+from recsys.data import features
+from recsys.data.movielens import read_archive
+from recsys.data.splits import Split
+from recsys.errors import ConfigError, DataError, RecsysError
+from recsys.model.config import PRESETS, load_config, preset
+from recsys.model.inputs import pair_features
+from recsys.model.serving import call_in_chunks
 
 
 @pytest.fixture(scope="module")

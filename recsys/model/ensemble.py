@@ -10,14 +10,10 @@ A single model is simply an ensemble of one.
 
 from __future__ import annotations
 
-import os
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-
-from recsys.model.config import ModelConfig  # noqa: E402
-from recsys.model.ranking import RankingModel  # noqa: E402
+from recsys.model.config import ModelConfig
+from recsys.model.ranking import RankingModel
 
 
 class Ensemble(tf.Module):

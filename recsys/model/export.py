@@ -10,24 +10,20 @@ sits at the final path.
 
 from __future__ import annotations
 
-import os
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-import json  # noqa: E402
-import shutil  # noqa: E402
-import uuid  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from recsys.errors import RecsysError  # noqa: E402
-from recsys.model.inputs import MOVIE_INPUTS, USER_INPUTS, pair_features  # noqa: E402
-from recsys.model.serving import MOVIE_PARTS, USER_PARTS, call_in_chunks  # noqa: E402
+from recsys.errors import RecsysError
+from recsys.model.inputs import MOVIE_INPUTS, USER_INPUTS, pair_features
+from recsys.model.serving import MOVIE_PARTS, USER_PARTS, call_in_chunks
 
 METADATA = "assets.extra/metadata.json"
 SIGNATURES = ("serving_default", "user_tower", "movie_tower", "score_pairs", "score_grid")

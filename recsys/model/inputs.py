@@ -8,17 +8,13 @@ raw columns, and a derived feature cannot drift between training and serving.
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from recsys.data.features import AGE_BOUNDARIES, UNKNOWN, ZIP_PREFIX_LEN  # noqa: E402
-from recsys.data.movielens import MovieLens  # noqa: E402
-from recsys.errors import DataError  # noqa: E402
+from recsys.data.features import AGE_BOUNDARIES, UNKNOWN, ZIP_PREFIX_LEN
+from recsys.data.movielens import MovieLens
+from recsys.errors import DataError
 
 GENRE_SEP = "|"
 

@@ -12,16 +12,12 @@ precompute job calls the towers once per user and once per movie and only
 
 from __future__ import annotations
 
-import os
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-
-from recsys.model.config import ModelConfig  # noqa: E402
-from recsys.model.towers import Lookup, MovieTower, UserTower, _l2, bag_levels  # noqa: E402
-from recsys.model.vocab import Bags, Vocabulary  # noqa: E402
+from recsys.model.config import ModelConfig
+from recsys.model.towers import Lookup, MovieTower, UserTower, _l2, bag_levels
+from recsys.model.vocab import Bags, Vocabulary
 
 keras = tf.keras
 RATING_MIN, RATING_MAX = 1.0, 5.0

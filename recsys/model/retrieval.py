@@ -20,19 +20,15 @@ once per movie and only a dot product per pair.
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tensorflow_recommenders as tfrs  # noqa: E402
-
-from recsys.model import inputs  # noqa: E402
-from recsys.model.config import ModelConfig  # noqa: E402
-from recsys.model.towers import BagLookup, HistoryBag, Lookup, _l2  # noqa: E402
-from recsys.model.vocab import Bags, Vocabulary  # noqa: E402
+from recsys.model import inputs
+from recsys.model.config import ModelConfig
+from recsys.model.towers import BagLookup, HistoryBag, Lookup, _l2
+from recsys.model.vocab import Bags, Vocabulary
 
 keras = tf.keras
 RETRIEVAL_PARTS = ("query", "candidate", "candidate_bias")

@@ -19,16 +19,12 @@ list (the list head's score; the rating itself for a model without a list head):
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from recsys.model.ensemble import Ensemble  # noqa: E402
-from recsys.model.inputs import MOVIE_INPUTS, PAIR_INPUTS, USER_INPUTS  # noqa: E402
+from recsys.model.ensemble import Ensemble
+from recsys.model.inputs import MOVIE_INPUTS, PAIR_INPUTS, USER_INPUTS
 
 PREDICT_CHUNK = 65_536
 GRID_USERS = 32  # users per score_grid call; 8 to 128 all took 0.74-0.97 s for every pair of ML-100K

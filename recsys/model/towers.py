@@ -9,16 +9,12 @@ movie instead of once per pair.
 
 from __future__ import annotations
 
-import os
+import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from recsys.model import inputs  # noqa: E402
-from recsys.model.config import ModelConfig  # noqa: E402
-from recsys.model.vocab import RATING_LEVELS, Bags, Vocabulary  # noqa: E402
+from recsys.model import inputs
+from recsys.model.config import ModelConfig
+from recsys.model.vocab import RATING_LEVELS, Bags, Vocabulary
 
 keras = tf.keras
 

@@ -11,29 +11,26 @@ without side features raise a ``RecsysError`` and nothing is trained or written.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
+from dataclasses import dataclass, field
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-import logging  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from recsys.data.movielens import MovieLens  # noqa: E402
-from recsys.data.splits import Split  # noqa: E402
-from recsys.errors import ConfigError, DataError  # noqa: E402
-from recsys.model import inputs  # noqa: E402
-from recsys.model.config import ModelConfig  # noqa: E402
-from recsys.model.ensemble import Ensemble  # noqa: E402
-from recsys.model.ranking import RankingModel  # noqa: E402
-from recsys.model.retrieval import RetrievalModel, catalogue_positions  # noqa: E402
-from recsys.model.serving import ServingModule, call_in_chunks, grid, tower_parts  # noqa: E402
-from recsys.model.tuning import is_temporal, validation_part  # noqa: E402
-from recsys.model.vocab import Vocabulary, bag_targets, build_bags, build_vocabulary  # noqa: E402
+from recsys.data.movielens import MovieLens
+from recsys.data.splits import Split
+from recsys.errors import ConfigError, DataError
+from recsys.model import inputs
+from recsys.model.config import ModelConfig
+from recsys.model.ensemble import Ensemble
+from recsys.model.ranking import RankingModel
+from recsys.model.retrieval import RetrievalModel, catalogue_positions
+from recsys.model.serving import ServingModule, call_in_chunks, grid, tower_parts
+from recsys.model.tuning import is_temporal, validation_part
+from recsys.model.vocab import Vocabulary, bag_targets, build_bags, build_vocabulary
 
 log = logging.getLogger(__name__)
 

@@ -9,26 +9,22 @@ that disagrees with the model it claims to serve never gets published.
 
 from __future__ import annotations
 
-import os
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import sqlalchemy as sa
 
-import logging  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from functools import cached_property  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-
-from recsys.data.movielens import MovieLens  # noqa: E402
-from recsys.db.store import load_movielens  # noqa: E402
-from recsys.scoring import publish  # noqa: E402
-from recsys.scoring.commands import DEFAULT_SHARDS  # noqa: E402
-from recsys.scoring.publish import PublishError  # noqa: E402
+from recsys.data.movielens import MovieLens
+from recsys.db.store import load_movielens
+from recsys.scoring import publish
+from recsys.scoring.commands import DEFAULT_SHARDS
+from recsys.scoring.publish import PublishError
 
 log = logging.getLogger(__name__)
 
