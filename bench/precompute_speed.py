@@ -32,7 +32,7 @@ from recsys.db.engine import database_url, make_engine
 from recsys.db.store import load_movielens
 from recsys.model.inputs import pair_features
 from recsys.model.serving import tower_parts
-from recsys.scoring import publish
+from recsys.scoring import runs
 from recsys.scoring.commands import DEFAULT_SHARDS
 from recsys.scoring.precompute import ShardScorer, artifact_uri, precompute
 
@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
 
     engine = make_engine(database_url())
-    version = publish.champion_version(engine)
+    version = runs.champion_version(engine)
     data = load_movielens(engine)
     scorer = ShardScorer(artifact_uri(engine, version), data)
     scorer.warm_up()

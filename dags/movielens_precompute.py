@@ -2,7 +2,7 @@
 
 Nightly, and whenever ``movielens_train`` promotes a new champion. Shards are mapped
 tasks (dynamic task mapping), so with the CeleryExecutor they spread over every worker.
-A thin wrapper around ``recsys.scoring.publish`` and ``recsys.scoring.precompute``.
+A thin wrapper around ``recsys.scoring.runs``, ``partitions``, ``retention`` and ``precompute``.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def movielens_precompute() -> None:
     def start_run() -> int:
         """Record the run (champion or the requested version) and create its hidden table."""
         from recsys.db.engine import check_connection, make_engine
-        from recsys.scoring.publish import start_run as start
+        from recsys.scoring.runs import start_run as start
 
         params = get_current_context()["params"]
         engine = make_engine(recsys_db_url())
@@ -98,7 +98,7 @@ def movielens_precompute() -> None:
     def plan_shards(precompute_run: int) -> list[int]:
         """One mapped task per shard recorded on the run (the run row is the source of truth)."""
         from recsys.db.engine import make_engine
-        from recsys.scoring.publish import run_info
+        from recsys.scoring.runs import run_info
 
         engine = make_engine(recsys_db_url())
         try:
@@ -132,7 +132,7 @@ def movielens_precompute() -> None:
         from dataclasses import asdict
 
         from recsys.db.engine import make_engine
-        from recsys.scoring.publish import publish_run
+        from recsys.scoring.partitions import publish_run
 
         engine = make_engine(recsys_db_url())
         try:
@@ -195,7 +195,7 @@ def movielens_precompute() -> None:
     def cleanup(checked: dict) -> list[int]:
         """Drop failed runs' tables and all but ``keep`` superseded rankings (never the published one)."""
         from recsys.db.engine import make_engine
-        from recsys.scoring.publish import cleanup as drop_old
+        from recsys.scoring.retention import cleanup as drop_old
 
         engine = make_engine(recsys_db_url())
         try:
@@ -209,7 +209,7 @@ def movielens_precompute() -> None:
         from airflow.sdk.exceptions import AirflowSkipException
 
         from recsys.db.engine import make_engine
-        from recsys.scoring.publish import fail_run
+        from recsys.scoring.runs import fail_run
 
         context = get_current_context()
         run_id = context["ti"].xcom_pull(task_ids="start_run")

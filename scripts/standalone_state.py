@@ -12,7 +12,7 @@ on-demand ``movielens_rerank`` unpaused, then does what ``interrupted`` does.
 
 ``interrupted`` marks the DAG runs a stopped (or killed) scheduler left running or queued as
 failed, with their unfinished tasks, and fails the recsys precompute run such an Airflow run
-had started (``recsys.scoring.publish.fail_run``: status failed, tables dropped; the published
+had started (``recsys.scoring.runs.fail_run``: status failed, tables dropped; the published
 ranking is untouched). Runs of ``airflow dags test`` (``make run``) are left alone.
 """
 
@@ -105,7 +105,7 @@ def fail_precompute(airflow_run_id: str) -> None:
     if run_id is None:  # start_run never finished: no recsys run exists
         return
     from recsys.db.engine import make_engine
-    from recsys.scoring.publish import fail_run
+    from recsys.scoring.runs import fail_run
 
     engine = make_engine(Connection.get_connection_from_secrets("recsys_db").get_uri())
     try:

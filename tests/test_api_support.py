@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from recsys.api.baseline import baseline_scores, register_model_version
 from recsys.config import PROJECT_ROOT
 from recsys.db.engine import make_engine
-from recsys.scoring.publish import publish_scores
+from recsys.scoring.from_frame import publish_scores
 
 BASELINE_VERSION = "api-test-baseline-v1"
 

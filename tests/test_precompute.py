@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from conftest import published, ranking_digest
 
 from recsys.db.store import load_movielens
-from recsys.scoring import publish
+from recsys.scoring import partitions, ranking, retention, runs
 from recsys.scoring.precompute import precompute, score_shard
-from recsys.scoring.publish import PublishError
+from recsys.scoring.runs import PublishError
 
 USERS, MOVIES = 943, 1682
 
@@ -87,13 +87,13 @@ def test_failed_run_leaves_previous_ranking(db_engine, champion):
     if published(db_engine) is None:
         precompute(db_engine, shards=2, model_version=champion)
     before, digest = published(db_engine), ranking_digest(db_engine)
-    run_id = publish.start_run(db_engine, champion, 2)
+    run_id = runs.start_run(db_engine, champion, 2)
     score_shard(db_engine, run_id, 0)
     with pytest.raises(PublishError, match=r"incomplete: shard\(s\) \[1\] not written"):
-        publish.publish_run(db_engine, run_id)
+        partitions.publish_run(db_engine, run_id)
     users = np.array([1, 3, 5])
     with pytest.raises(PublishError, match="NaN"):
-        publish.write_shard(
+        partitions.write_shard(
             db_engine,
             run_id,
             1,
@@ -102,11 +102,11 @@ def test_failed_run_leaves_previous_ranking(db_engine, champion):
             np.full((3, MOVIES), np.nan),
             np.full((3, MOVIES), 3.0),
         )
-    publish.fail_run(db_engine, run_id, "test failure")
+    runs.fail_run(db_engine, run_id, "test failure")
     assert published(db_engine) == before and ranking_digest(db_engine) == digest
-    publish.cleanup(db_engine, keep=1)
+    retention.cleanup(db_engine, keep=1)
     with db_engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.run_table(run_id)}).scalar() is None
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": runs.run_table(run_id)}).scalar() is None
         status = conn.execute(sa.text("SELECT status FROM recsys.precompute_runs WHERE run_id = :r"), {"r": run_id})
         assert status.scalar() == "failed"
 
@@ -132,14 +132,14 @@ def test_a_failed_shard_write_stops_the_run_and_keeps_the_ranking(db_engine, cha
     if published(db_engine) is None:
         precompute(db_engine, shards=2, model_version=champion)
     before, digest = published(db_engine), ranking_digest(db_engine)
-    real = publish.write_shard
+    real = partitions.write_shard
 
     def failing(engine, run_id, shard, *args):
         if shard == 1:
             raise PublishError("disk full (simulated)")
         return real(engine, run_id, shard, *args)
 
-    monkeypatch.setattr(publish, "write_shard", failing)
+    monkeypatch.setattr(partitions, "write_shard", failing)
     with pytest.raises(PublishError, match="simulated"):
         precompute(db_engine, shards=4, workers=1, model_version=champion)
     assert published(db_engine) == before and ranking_digest(db_engine) == digest
@@ -171,54 +171,54 @@ def test_scores_that_disagree_with_the_model_are_never_published(db_engine, cham
 
 def test_a_shard_whose_rows_are_misplaced_is_refused(db_engine, champion, monkeypatch):
     """Rows read back by (user, rank) must carry the movie, score and rating ranked there."""
-    real = publish._encode
-    monkeypatch.setattr(publish, "_encode", lambda users, movies, *rest: real(users, movies[::-1], *rest))
-    run_id = publish.start_run(db_engine, champion, 1)
+    real = ranking.encode_rows
+    monkeypatch.setattr(ranking, "encode_rows", lambda users, movies, *rest: real(users, movies[::-1], *rest))
+    run_id = runs.start_run(db_engine, champion, 1)
     users, movies = np.array([1, 2, 3]), np.arange(1, MOVIES + 1)
     scores = np.random.default_rng(0).normal(0, 10, (3, MOVIES))
     ratings = np.random.default_rng(1).uniform(1, 5, (3, MOVIES))
     with pytest.raises(PublishError, match="reads back as"):
-        publish.write_shard(db_engine, run_id, 0, users, movies, scores, ratings)
+        partitions.write_shard(db_engine, run_id, 0, users, movies, scores, ratings)
     with db_engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.shard_table(run_id, 0)}).scalar() is None
-    publish.fail_run(db_engine, run_id, "test done")
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": runs.shard_table(run_id, 0)}).scalar() is None
+    runs.fail_run(db_engine, run_id, "test done")
 
 
 def test_a_run_missing_users_is_not_published(db_engine, champion):
     before = published(db_engine)
-    run_id = publish.start_run(db_engine, champion, 1)
+    run_id = runs.start_run(db_engine, champion, 1)
     movies = np.arange(1, MOVIES + 1)
     few = np.array([1, 2, 3])  # a shard writer that lost most of its users
     grid = np.full((3, MOVIES), 3.0, dtype=np.float32)
-    publish.write_shard(db_engine, run_id, 0, few, movies, grid, grid)
+    partitions.write_shard(db_engine, run_id, 0, few, movies, grid, grid)
     with pytest.raises(PublishError, match=f"has {3 * MOVIES} rows; expected {USERS * MOVIES}"):
-        publish.publish_run(db_engine, run_id)
-    publish.fail_run(db_engine, run_id, "test done")
+        partitions.publish_run(db_engine, run_id)
+    runs.fail_run(db_engine, run_id, "test done")
     assert published(db_engine) == before
 
 
 def test_shard_retry_is_idempotent(db_engine, champion):
-    run_id = publish.start_run(db_engine, champion, 2)
+    run_id = runs.start_run(db_engine, champion, 2)
     first = score_shard(db_engine, run_id, 1)
     second = score_shard(db_engine, run_id, 1)
     with db_engine.connect() as conn:
-        rows = conn.execute(sa.text(f"SELECT count(*) FROM {publish.shard_table(run_id, 1)}")).scalar()
+        rows = conn.execute(sa.text(f"SELECT count(*) FROM {runs.shard_table(run_id, 1)}")).scalar()
     assert first == second == rows
-    publish.fail_run(db_engine, run_id, "test done")
+    runs.fail_run(db_engine, run_id, "test done")
 
 
 def test_newest_concurrent_run_wins(db_engine, champion):
     before = published(db_engine)
-    older = publish.start_run(db_engine, champion, 1)
-    newer = publish.start_run(db_engine, champion, 1)
+    older = runs.start_run(db_engine, champion, 1)
+    newer = runs.start_run(db_engine, champion, 1)
     with pytest.raises(PublishError, match="failed"):
         score_shard(db_engine, older, 0)
     score_shard(db_engine, newer, 0)
-    publish.publish_run(db_engine, newer)
+    partitions.publish_run(db_engine, newer)
     after = published(db_engine)
     assert after.run_id == newer and (before is None or before.run_id < newer)
     with pytest.raises(PublishError, match="cannot be published"):
-        publish.publish_run(db_engine, older)
+        partitions.publish_run(db_engine, older)
 
 
 def test_readers_never_see_a_partial_ranking_during_publish(db_engine, champion):
@@ -228,14 +228,14 @@ def test_readers_never_see_a_partial_ranking_during_publish(db_engine, champion)
     rng = np.random.default_rng(0)
 
     def publish_random() -> None:
-        run_id = publish.start_run(db_engine, champion, 2)
+        run_id = runs.start_run(db_engine, champion, 2)
         for shard in range(2):
             mine = users[users % 2 == shard]
             shape = (len(mine), MOVIES)
-            publish.write_shard(
+            partitions.write_shard(
                 db_engine, run_id, shard, mine, movies, rng.normal(0, 10, shape), rng.uniform(1, 5, shape)
             )
-        publish.publish_run(db_engine, run_id)
+        partitions.publish_run(db_engine, run_id)
 
     answers: list[tuple] = []
     stop = threading.Event()
@@ -266,7 +266,7 @@ def test_readers_never_see_a_partial_ranking_during_publish(db_engine, champion)
 
 
 def test_cleanup_keeps_the_newest_superseded_runs(db_engine, champion):
-    publish.cleanup(db_engine, keep=1)
+    retention.cleanup(db_engine, keep=1)
     with db_engine.connect() as conn:
         kept = conn.execute(
             sa.text(

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from conftest import published, ranking_digest
 
 from recsys.api.baseline import register_model_version
-from recsys.scoring import publish
-from recsys.scoring.publish import PublishError
+from recsys.scoring import from_frame, partitions, ranking, runs
+from recsys.scoring.runs import PublishError
 
 VERSION = "publish-test-two-numbers"
 
@@ -65,7 +65,7 @@ def stored(engine: sa.Engine, user_id: int) -> pd.DataFrame:
 def test_a_published_run_stores_the_score_and_the_rating(db_engine, version, grid):
     users, movies = grid
     frame = two_numbers(users, movies, seed=1)
-    run_id = publish.publish_scores(db_engine, version, frame, shards=2)
+    run_id = from_frame.publish_scores(db_engine, version, frame, shards=2)
     assert published(db_engine).run_id == run_id
     for user in (1, 17, 942):
         mine = frame[frame.user_id == user].sort_values("movie_id").reset_index(drop=True)
@@ -98,7 +98,7 @@ def test_without_a_rating_the_score_is_the_rating(db_engine, version, grid):
     """A rating-only model ranks by its rating: publish_scores stores the score as both."""
     users, movies = grid
     frame = two_numbers(users, movies, seed=2).drop(columns="score").rename(columns={"predicted_rating": "score"})
-    publish.publish_scores(db_engine, version, frame)
+    from_frame.publish_scores(db_engine, version, frame)
     rows = stored(db_engine, 17)
     assert rows.predicted_rating.tolist() == rows.score.tolist()
     assert rows.predicted_rating.notna().all()
@@ -108,24 +108,24 @@ def test_the_read_back_check_catches_a_wrong_rating(db_engine, version, grid, mo
     """Ratings written to the wrong pairs (scores, ranks and movies right) are refused."""
     users, movies = grid
     if published(db_engine) is None:
-        publish.publish_scores(db_engine, version, two_numbers(users, movies, seed=3))
+        from_frame.publish_scores(db_engine, version, two_numbers(users, movies, seed=3))
     before, digest = published(db_engine), ranking_digest(db_engine)
-    real = publish._encode
+    real = ranking.encode_rows
     monkeypatch.setattr(
-        publish,
-        "_encode",
+        ranking,
+        "encode_rows",
         lambda users, movies, scores, ratings, *rest: real(users, movies, scores, ratings[:, ::-1], *rest),
     )
-    run_id = publish.start_run(db_engine, version, 1)
+    run_id = runs.start_run(db_engine, version, 1)
     few = np.array([1, 2, 3])
     rng = np.random.default_rng(4)
     scores = rng.normal(0, 10, (3, len(movies))).astype(np.float32)
     ratings = rng.uniform(1, 5, (3, len(movies))).astype(np.float32)
     with pytest.raises(PublishError, match=r"reads back as .*expected \(movie, score, seen, predicted_rating\)"):
-        publish.write_shard(db_engine, run_id, 0, few, movies, scores, ratings)
+        partitions.write_shard(db_engine, run_id, 0, few, movies, scores, ratings)
     with db_engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.shard_table(run_id, 0)}).scalar() is None
-    publish.fail_run(db_engine, run_id, "test done")
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": runs.shard_table(run_id, 0)}).scalar() is None
+    runs.fail_run(db_engine, run_id, "test done")
     assert published(db_engine) == before and ranking_digest(db_engine) == digest
 
 
@@ -145,20 +145,20 @@ def test_a_bad_rating_or_score_is_refused_and_the_ranking_is_unchanged(
 ):
     users, movies = grid
     if published(db_engine) is None:
-        publish.publish_scores(db_engine, version, two_numbers(users, movies, seed=5))
+        from_frame.publish_scores(db_engine, version, two_numbers(users, movies, seed=5))
     before, digest = published(db_engine), ranking_digest(db_engine)
 
     # one shard written directly
-    run_id = publish.start_run(db_engine, version, 1)
+    run_id = runs.start_run(db_engine, version, 1)
     few = np.array([1, 2, 3])
     scores = np.linspace(-50, 50, 3 * len(movies)).reshape(3, -1)  # float64: converted to float32 first
     ratings = np.full((3, len(movies)), 3.0)
     (ratings if column == "rating" else scores)[1, 7] = value
     with pytest.raises(PublishError, match=message):
-        publish.write_shard(db_engine, run_id, 0, few, movies, scores, ratings)
+        partitions.write_shard(db_engine, run_id, 0, few, movies, scores, ratings)
     with db_engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": publish.shard_table(run_id, 0)}).scalar() is None
-    publish.fail_run(db_engine, run_id, "test done")
+        assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": runs.shard_table(run_id, 0)}).scalar() is None
+    runs.fail_run(db_engine, run_id, "test done")
 
     # a whole ranking through publish_scores: any run it started is recorded as failed
     frame = two_numbers(users, movies, seed=6)
@@ -168,7 +168,7 @@ def test_a_bad_rating_or_score_is_refused_and_the_ranking_is_unchanged(
     if column == "score" and np.isnan(value):
         message = "scores must cover every user x movie pair"  # a NaN score is a hole: refused before a run starts
     with pytest.raises(PublishError, match=message):
-        publish.publish_scores(db_engine, version, frame, shards=2)
+        from_frame.publish_scores(db_engine, version, frame, shards=2)
     with db_engine.connect() as conn:
         later = conn.execute(
             sa.text("SELECT status FROM recsys.precompute_runs WHERE run_id > :r"), {"r": run_id}
@@ -179,11 +179,11 @@ def test_a_bad_rating_or_score_is_refused_and_the_ranking_is_unchanged(
 
 def test_ratings_must_match_the_scores_shape(db_engine, version, grid):
     users, movies = grid
-    run_id = publish.start_run(db_engine, version, 1)
+    run_id = runs.start_run(db_engine, version, 1)
     try:
         with pytest.raises(PublishError, match="ratings shape"):
-            publish.write_shard(
+            partitions.write_shard(
                 db_engine, run_id, 0, np.array([1]), movies, np.zeros((1, len(movies))), np.full((1, 3), 3.0)
             )
     finally:
-        publish.fail_run(db_engine, run_id, "test done")
+        runs.fail_run(db_engine, run_id, "test done")

@@ -68,7 +68,7 @@ def register_model_version(
 
 def publish_baseline(engine: sa.Engine, version: str, *, champion: bool = True, movie_damping: float = 25.0) -> int:
     """Fit, register and publish the baseline as ``version``; return the precompute run id."""
-    from recsys.scoring.publish import publish_scores
+    from recsys.scoring.from_frame import publish_scores
 
     with engine.begin() as conn:
         scores = baseline_scores(conn, movie_damping=movie_damping)

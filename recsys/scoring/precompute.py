@@ -22,9 +22,9 @@ import sqlalchemy as sa
 
 from recsys.data.movielens import MovieLens
 from recsys.db.store import load_movielens
-from recsys.scoring import publish
+from recsys.scoring import partitions, retention, runs
 from recsys.scoring.commands import DEFAULT_SHARDS
-from recsys.scoring.publish import PublishError
+from recsys.scoring.runs import PublishError
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
     every shard (10-13 s each for the 5-member model). The key names the database, the
     model artifact and the loaded data set, so new data or a new model is loaded afresh.
     """
-    run = publish.run_info(engine, run_id)
+    run = runs.run_info(engine, run_id)
     with engine.connect() as conn:
         dataset = conn.execute(sa.text("SELECT max(dataset_id) FROM recsys.datasets")).scalar()
     key = (engine.url.render_as_string(hide_password=True), artifact_uri(engine, run.model_version), dataset)
@@ -161,14 +161,14 @@ def check_and_write(
         if gap > PARITY_TOLERANCE:
             raise PublishError(f"shard {shard}: tower scores differ from the model by {gap:.2e}")
     scores, ratings = scored
-    return publish.write_shard(engine, run.run_id, shard, user_ids, scorer.movie_ids, scores, ratings)
+    return partitions.write_shard(engine, run.run_id, shard, user_ids, scorer.movie_ids, scores, ratings)
 
 
 def score_shard(engine: sa.Engine, run_id: int, shard: int, scorer: ShardScorer | None = None) -> int:
     """Score, check and write one shard; safe to retry (the shard's table is replaced whole)."""
-    run = publish.run_info(engine, run_id)
+    run = runs.run_info(engine, run_id)
     scorer = scorer or load_scorer(engine, run_id)
-    user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
+    user_ids = runs.shard_users(scorer.user_ids, shard, run.shards)
     return check_and_write(engine, scorer, run, shard, user_ids, scorer.score(user_ids))
 
 
@@ -188,26 +188,26 @@ def precompute(
     shard k+1. More, smaller shards shorten the last write, which nothing overlaps.
     """
     started = time.perf_counter()
-    run_id = publish.start_run(engine, model_version, shards)
+    run_id = runs.start_run(engine, model_version, shards)
     try:
         scorer = load_scorer(engine, run_id)
         loaded = time.perf_counter()
-        run = publish.run_info(engine, run_id)
+        run = runs.run_info(engine, run_id)
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="write-shard") as writers:
             writes: list[Future] = []
             for shard in range(shards):
                 for done in (w for w in writes if w.done()):
                     done.result()  # a failed write stops the run before more scoring
-                user_ids = publish.shard_users(scorer.user_ids, shard, run.shards)
+                user_ids = runs.shard_users(scorer.user_ids, shard, run.shards)
                 scored = scorer.score(user_ids)
                 writes.append(writers.submit(check_and_write, engine, scorer, run, shard, user_ids, scored))
             for write in writes:
                 write.result()
-        published = publish.publish_run(engine, run_id)
+        published = partitions.publish_run(engine, run_id)
     except BaseException as exc:
-        publish.fail_run(engine, run_id, f"{type(exc).__name__}: {exc}")
+        runs.fail_run(engine, run_id, f"{type(exc).__name__}: {exc}")
         raise
-    publish.cleanup(engine, keep=keep)
+    retention.cleanup(engine, keep=keep)
     return PrecomputeResult(
         run_id, published.model_version, published.rows, time.perf_counter() - started, loaded - started
     )

@@ -194,7 +194,7 @@ def published_order(candidate: RankedCandidate) -> tuple:
     """Sort key: the order of the published ranking, extended to the movies it does not rank.
 
     Unseen movies sort by their published ``rank`` itself, unique per user, so their order
-    is the published one by construction (``publish._ranks``: score descending, ties by
+    is the published one by construction (``ranking.ranks``: score descending, ties by
     the lower movie id) with no float comparison that could disagree with it. Seen movies
     (no rank) come after every unseen one, by score descending then movie id, the rule the
     ranks follow.

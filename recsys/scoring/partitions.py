@@ -1,0 +1,197 @@
+"""Write a ranking run shard by shard, then publish it atomically.
+
+A run owns a partitioned table ``recsys.ranked_scores_r<run>`` that is *not* attached to
+``recsys.ranked_scores`` while it is being filled, so readers cannot see it. Each shard
+(users with ``user_id % shards == shard``) is one leaf table, replaced whole by its own
+transaction: create, COPY, index, check, attach to the run's table. Re-running a shard
+replaces its leaf, so shards are idempotent and retryable on any worker.
+
+Publishing attaches the run's table to ``recsys.ranked_scores``, waits for queries that
+started before, then moves the ``recsys.published_ranking`` pointer (``publish_run`` says
+why in two steps). Readers select through the pointer in the same statement as the
+scores, so each query sees one complete ranking. A run that fails at any point never
+moves the pointer: the previous ranking stays published.
+
+Each pair carries two numbers: ``score``, the ranking score (any finite real; the model's
+list head; ``rank`` orders by it), and ``predicted_rating`` (1-5). Only ``score`` orders.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+
+from recsys.scoring import checks, ranking, runs
+from recsys.scoring.runs import PublishError, run_table, shard_table
+
+log = logging.getLogger(__name__)
+
+PUBLISH_LOCK_ID = 7_300_002  # serialises publishes and cleanups
+PLAN_GRACE_S = 5.0  # longest wait for in-flight queries between attach and pointer move
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    run_id: int
+    model_version: str
+    rows: int
+    users: int
+    movies: int
+
+
+def write_shard(
+    engine: sa.Engine,
+    run_id: int,
+    shard: int,
+    user_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    scores: np.ndarray,
+    ratings: np.ndarray,
+) -> int:
+    """Replace the shard's leaf with the pairs (user_ids[i], movie_ids[j]).
+
+    ``scores[i, j]`` is the pair's ranking score (any finite real, higher = earlier in the
+    user's list; the ranks follow it) and ``ratings[i, j]`` its predicted rating (within
+    ``checks.RATING_RANGE``). Both are stored as float32 (``real``), and the ranks are
+    computed from the float32 scores, so the stored scores order exactly as the stored
+    ranks do.
+    """
+    run = runs.run_info(engine, run_id)
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        scores, ratings = np.asarray(scores, dtype=np.float32), np.asarray(ratings, dtype=np.float32)
+    checks.check_shard_input(run, shard, user_ids, movie_ids, scores, ratings)
+    with engine.begin() as conn:
+        seen = ranking.seen_mask(conn, user_ids, movie_ids)
+        ranks, order = ranking.ranks(scores, seen)
+        payload = ranking.encode_rows(user_ids, movie_ids, scores, ratings, ranks, order)
+        table = shard_table(run_id, shard)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {table} (LIKE recsys.ranked_scores INCLUDING ALL, "
+                f"CHECK (run_id = {int(run_id)} AND shard = {int(shard)}))"
+            )
+        )
+        # Constant columns come from defaults: the COPY stream carries only what varies.
+        conn.execute(
+            sa.text(f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, ALTER shard SET DEFAULT {int(shard)}")
+        )
+        cursor = conn.connection.cursor()
+        with cursor.copy(f"COPY {table} ({ranking.COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary, FREEZE)") as copy:
+            view, chunk = memoryview(payload), 8 << 20
+            for start in range(0, len(view), chunk):
+                copy.write(view[start : start + chunk])
+        if cursor.rowcount != scores.size:
+            raise PublishError(f"shard {shard}: COPY stored {cursor.rowcount} rows of {scores.size}")
+        # Unique: a user's ranks can never repeat, checked by the index build itself.
+        conn.execute(sa.text(f"CREATE UNIQUE INDEX ON {table} (user_id, rank)"))
+        checks.check_leaf(
+            conn, table, shard, user_ids, movie_ids, scores, ratings, ranks, order, seed=run_id * 1000 + shard
+        )
+        conn.execute(sa.text(f"ANALYZE {table}"))
+        conn.execute(sa.text(f"ALTER TABLE {run_table(run_id)} ATTACH PARTITION {table} FOR VALUES IN ({shard})"))
+        runs.record_shard_done(conn, run_id, shard)
+    rows = scores.size
+    log.info("run %d shard %d: wrote %d rows for %d users", run_id, shard, rows, len(user_ids))
+    return rows
+
+
+def publish_run(engine: sa.Engine, run_id: int) -> PublishedRun:
+    """Make the run the published ranking if it is complete.
+
+    Two transactions, on purpose. PostgreSQL plans a query with the partitions committed
+    when planning starts, but takes the snapshot that reads ``published_ranking`` after
+    planning; attaching the partition and moving the pointer in one commit would let a
+    query planned just before that commit read the new pointer without the new partition,
+    and answer with nothing. So: attach (readers still follow the old pointer), wait until
+    every query that started before the attach has finished, then move the pointer.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": PUBLISH_LOCK_ID})
+        try:
+            with engine.begin() as conn:
+                run = _publishable(conn, run_id)
+                rows = checks.check_complete(conn, run)
+                if not runs.is_attached(conn, run_id):
+                    conn.execute(
+                        sa.text(
+                            f"ALTER TABLE recsys.ranked_scores ATTACH PARTITION {run_table(run_id)} "
+                            f"FOR VALUES IN ({run_id})"
+                        )
+                    )
+            attached_at = lock.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+            _wait_for_queries_started_before(lock, attached_at)
+            with engine.begin() as conn:
+                run = _publishable(conn, run_id)
+                _move_pointer(conn, run, rows)
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": PUBLISH_LOCK_ID})
+    log.info("published run %d (%d rows, model %s)", run_id, rows, run.model_version)
+    return PublishedRun(run_id, run.model_version, rows, run.users, run.movies)
+
+
+def _publishable(conn: sa.Connection, run_id: int) -> sa.Row:
+    """The run, locked, if it is complete and newer than what is published."""
+    run = conn.execute(
+        sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r FOR UPDATE"), {"r": run_id}
+    ).first()
+    if run is None or run.status != "running":
+        raise PublishError(f"run {run_id} cannot be published (status {run.status if run else 'unknown'})")
+    missing = sorted(set(range(run.shards)) - set(run.shards_done))
+    if missing:
+        raise PublishError(f"run {run_id} is incomplete: shard(s) {missing} not written")
+    newer = conn.execute(
+        sa.text("SELECT run_id FROM recsys.published_ranking WHERE run_id > :r"), {"r": run_id}
+    ).scalar()
+    if newer is not None:
+        raise PublishError(f"run {run_id} is older than the published run {newer}; not publishing")
+    return run
+
+
+def _wait_for_queries_started_before(conn: sa.Connection, moment, timeout_s: float = PLAN_GRACE_S) -> None:
+    """Let queries that may have been planned without the new partition finish first.
+
+    A query that is still running after ``timeout_s`` took its snapshot long before the
+    pointer moves, so it reads the old pointer and is safe either way.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        waiting = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND pid <> pg_backend_pid() AND query_start < :moment"
+            ),
+            {"moment": moment},
+        ).scalar_one()
+        if not waiting:
+            return
+        time.sleep(0.01)
+
+
+def _move_pointer(conn: sa.Connection, run: sa.Row, rows: int) -> None:
+    conn.execute(
+        sa.text(
+            "UPDATE recsys.precompute_runs SET status = 'superseded' "
+            "WHERE run_id = (SELECT run_id FROM recsys.published_ranking)"
+        )
+    )
+    conn.execute(
+        sa.text(
+            "INSERT INTO recsys.published_ranking (run_id, model_version, published_at) "
+            "VALUES (:r, :v, now()) ON CONFLICT (singleton) DO UPDATE "
+            "SET run_id = EXCLUDED.run_id, model_version = EXCLUDED.model_version, "
+            "published_at = EXCLUDED.published_at"
+        ),
+        {"r": run.run_id, "v": run.model_version},
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE recsys.precompute_runs SET status = 'published', rows = :rows, "
+            "finished_at = now(), published_at = now() WHERE run_id = :r"
+        ),
+        {"rows": rows, "r": run.run_id},
+    )
