@@ -22,8 +22,19 @@ log = logging.getLogger("recsys")
 Handler = Callable[[argparse.Namespace], int]
 
 
+# The parts that register their own subcommands, the subcommands each registers, and the extra
+# that installs its dependencies (pyproject.toml). Only the part of the subcommand being run is
+# imported, so `recsys serve` never imports the model's packages.
+PARTS = {
+    "recsys.model.commands": (("train", "evaluate"), "model"),
+    "recsys.scoring.commands": (("precompute",), "model"),
+    "recsys.api.commands": (("serve",), "api"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -68,7 +79,13 @@ class Parser(argparse.ArgumentParser):
         return action
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word that is not an option), if any."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or for a ``command`` of a part only that part's subcommands (and the core's)."""
     parser = Parser(prog="recsys", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,21 +121,38 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--force", action="store_true", help="reload even if already loaded")
     ingest.set_defaults(handler=_ingest)
 
-    _register_optional(sub, "recsys.model.commands")
-    _register_optional(sub, "recsys.scoring.commands")
-    _register_optional(sub, "recsys.api.commands")
+    named = [module for module, (commands, _) in PARTS.items() if command in commands]
+    for module in named or PARTS:
+        _register_optional(sub, module)
     return parser
 
 
 def _register_optional(sub: argparse._SubParsersAction, module: str) -> None:
-    """Subcommands of parts that register themselves (model, scoring, api)."""
+    """Subcommands of parts that register themselves (model, scoring, api).
+
+    A part whose extra is not installed (a package it imports is missing) still lists its
+    subcommands; running one says which extra to install and exits 2.
+    """
     import importlib
 
     try:
         importlib.import_module(module).register(sub)
     except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
+        if exc.name is None or exc.name.split(".")[0] == "recsys":
             raise
+        commands, extra = PARTS[module]
+        for name in commands:
+            missing = sub.add_parser(name, help=f"(needs the {extra} extra: pip install '.[{extra}]')")
+            missing.set_defaults(handler=_needs_extra(name, extra, exc.name))
+
+
+def _needs_extra(command: str, extra: str, package: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        raise RecsysError(
+            f"`recsys {command}` needs the {extra} extra ({package} is not installed): pip install '.[{extra}]'"
+        )
+
+    return handler
 
 
 def _db_start(args: argparse.Namespace) -> int:
