@@ -13,7 +13,7 @@ COPY --chown=airflow:0 pyproject.toml constraints.txt README.md ./
 COPY --chown=airflow:0 recsys ./recsys
 # Pinning apache-airflow to the image's version keeps pip from up- or downgrading Airflow
 # itself; the image's own providers (celery, fab, redis, ...) stay as they are.
-RUN pip install --no-cache-dir -c constraints.txt "apache-airflow==${AIRFLOW_VERSION}" -e ".[airflow]"
+RUN pip install --no-cache-dir -c constraints.txt "apache-airflow==${AIRFLOW_VERSION}" -e ".[api,model,airflow]"
 
 COPY --chown=airflow:0 sql ./sql
 COPY --chown=airflow:0 scripts ./scripts

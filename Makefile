@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 # torch through pip, first: pip takes the CPU build on disk (uv would fetch a CUDA build of several
 # GB); uv then finds torch==2.13.0 installed and leaves it alone.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
-	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e '.[airflow,dev,topn,content]'
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e '.[model,airflow,dev,topn,content]'
 	touch $(STAMP)
 
 ## The main job, end to end, through Airflow: ingest -> train -> precompute, then serve the API.
