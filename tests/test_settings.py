@@ -133,13 +133,17 @@ def test_the_check_catches_an_undeclared_a_missing_and_a_wrong_default() -> None
         "RECSYS_NEW_KNOB (used in recsys/x.py) is not a field of a settings class"
     ]
     missing = re.sub(r"^\| `RECSYS_NO_SERVE` .*\n", "", readme, flags=re.M)
-    assert problems(code_names, missing, others, shell) == ["RECSYS_NO_SERVE is missing from the README's settings table"]
+    assert problems(code_names, missing, others, shell) == [
+        "RECSYS_NO_SERVE is missing from the README's settings table"
+    ]
     wrong = readme.replace("| `RECSYS_PRECOMPUTE_SHARDS` | 4 |", "| `RECSYS_PRECOMPUTE_SHARDS` | 8 |")
     assert problems(code_names, wrong, others, shell) == [
         "RECSYS_PRECOMPUTE_SHARDS: documented default '8', the field's is 4"
     ]
     unset = readme.replace("| `RECSYS_API_WORKERS` | 1 |", "| `RECSYS_API_WORKERS` | unset |")
-    assert problems(code_names, unset, others, shell) == ["RECSYS_API_WORKERS: documented unset, the field's default is 1"]
+    assert problems(code_names, unset, others, shell) == [
+        "RECSYS_API_WORKERS: documented unset, the field's default is 1"
+    ]
     api_md = [others[0].replace("| `RECSYS_API_DOCS` | true |", "| `RECSYS_API_DOCS` | false |")]
     assert problems(code_names, readme, api_md, shell) == [
         "RECSYS_API_DOCS: documented default 'false', the field's is True"
