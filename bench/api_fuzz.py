@@ -48,8 +48,8 @@ def schemathesis_command(base: str, max_examples: int, seed: int = 1) -> list[st
 def main() -> int:
     sys.path.insert(0, str(BENCH))
     from api_load import start_api, temp_database
-    from sqlalchemy.engine import make_url
 
+    from recsys.db import urls
     from recsys.db.admin import drop_database
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,10 +67,10 @@ def main() -> int:
     if not args.temp_db and not args.api_database_url:
         parser.error("give --api-database-url or --temp-db")
     owner_url = temp_database(args.admin_url, args.archive) if args.temp_db else args.api_database_url
-    api_url = make_url(owner_url).set(username="recsys_api", password=None) if args.temp_db else make_url(owner_url)
+    api_url = urls.as_role(owner_url, "recsys_api") if args.temp_db else owner_url
     proc = None
     try:
-        proc, base = start_api(api_url.render_as_string(hide_password=False), workers=1)
+        proc, base = start_api(api_url, workers=1)
         cmd = schemathesis_command(base, args.max_examples, args.seed)
         print(" ".join(cmd), flush=True)
         return subprocess.run(cmd, timeout=3600).returncode

@@ -40,11 +40,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recsys.db import urls  # noqa: E402
 from recsys.db.admin import create_database, drop_database  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
 
@@ -390,7 +390,7 @@ def temp_database(admin_url: str, archive: str) -> str:
 
     url = create_database(admin_url, "recsys_bench")
     print(
-        f"temp database {make_url(url).database}: ingesting {archive} and publishing the baseline ranking", flush=True
+        f"temp database {urls.parse(url).database}: ingesting {archive} and publishing the baseline ranking", flush=True
     )
     ingest(Settings(), url, source=archive)
     publish_baseline(make_engine(url), "bench-baseline")
@@ -419,8 +419,7 @@ def main() -> int:
         parser.error("give --api-database-url or --temp-db")
 
     owner_url = temp_database(args.admin_url, args.archive) if args.temp_db else args.api_database_url
-    api_url = make_url(owner_url).set(username="recsys_api", password=None) if args.temp_db else make_url(owner_url)
-    api_url = api_url.render_as_string(hide_password=False)
+    api_url = urls.as_role(owner_url, "recsys_api") if args.temp_db else owner_url
     proc = None
     try:
         engine = make_engine(owner_url)

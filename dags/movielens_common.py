@@ -1,14 +1,14 @@
 """Shared pieces of the movielens DAGs: assets, default task arguments, the database URL.
 
 Not a DAG file (``.airflowignore`` keeps the DAG processor from parsing it on its own).
-It imports only the standard library and ``airflow.sdk``, which the DAG processor has
-already loaded, so it adds nothing measurable to a DAG file's parse time. Everything from
-``recsys`` is imported inside the functions that tasks call.
+At parse time it imports the standard library, ``airflow.sdk`` (which the DAG processor has
+already loaded) and ``recsys.config``, the settings module, which imports nothing else of
+``recsys`` but its error classes and the shard default (tests/test_dags.py checks that).
+Everything else from ``recsys`` is imported inside the functions that tasks call.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -16,13 +16,14 @@ from typing import Any
 
 from airflow.sdk import Asset
 
+from recsys.config import DEFAULT_TRAIN_SPLIT, AirflowSettings, get_airflow_settings
+
 CONN_ID = "recsys_db"
 OWNER = "recsys"
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
-# The weekly retrain's holdout: the newest 10% of ratings. The CLI's default is
-# recsys.model.commands.DEFAULT_HOLDOUT; tests/test_dags.py checks the two agree (a DAG
-# file may not import recsys at parse time).
-DEFAULT_HOLDOUT = "temporal:0.1"
+# The weekly retrain's holdout (recsys.config owns it; tests/test_dags.py checks that the
+# CLI's recsys.model.commands.DEFAULT_HOLDOUT agrees).
+DEFAULT_HOLDOUT = DEFAULT_TRAIN_SPLIT
 
 # Assets: URIs in a project scheme (no Airflow normaliser applies), named for the UI.
 FEATURE_STORE = Asset(
@@ -45,11 +46,9 @@ PUBLISHED_RANKING = Asset(
 )
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
+def settings() -> AirflowSettings:
+    """The RECSYS_* settings of the Airflow side; a bad value fails the DAG file's import in one line."""
+    return get_airflow_settings()
 
 
 def default_args(execution_timeout: timedelta, *, retries: int = 2) -> dict[str, Any]:
@@ -58,7 +57,7 @@ def default_args(execution_timeout: timedelta, *, retries: int = 2) -> dict[str,
     ``RECSYS_AIRFLOW_RETRY_DELAY_S`` shortens the first retry delay (the tests set it to
     about a second so a retried shard does not make the suite wait a minute).
     """
-    first_delay = _env_float("RECSYS_AIRFLOW_RETRY_DELAY_S", 30.0)
+    first_delay = settings().airflow_retry_delay_s
     return {
         "owner": OWNER,
         "retries": retries,

@@ -7,7 +7,6 @@ A thin wrapper around ``recsys.scoring.runs``, ``partitions``, ``retention`` and
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
@@ -17,12 +16,13 @@ from movielens_common import (
     START_DATE,
     default_args,
     recsys_db_url,
+    settings,
 )
 
-# recsys.scoring.commands.DEFAULT_SHARDS owns the default (a DAG file may not import recsys
-# at parse time); tests/test_cli.py checks they agree. RECSYS_PRECOMPUTE_SHARDS overrides it here.
-DEFAULT_SHARDS = int(os.environ.get("RECSYS_PRECOMPUTE_SHARDS", "4"))
-MAX_SHARDS = 64
+from recsys.config import MAX_SHARDS
+
+# RECSYS_PRECOMPUTE_SHARDS, whose default is recsys.scoring.commands.DEFAULT_SHARDS (the CLI's).
+DEFAULT_SHARDS = settings().precompute_shards
 
 DOC_MD = """
 ### Precompute the ranking: plan → score shards (mapped) → publish → validate → clean up

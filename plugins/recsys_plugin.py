@@ -10,23 +10,24 @@ What a UI user gains:
 
 Both are read-only: sessions are forced read-only and time-limited, and both connect as the
 read-only ``recsys_api`` role (``RECSYS_API_DATABASE_URL``, else the ``recsys_db`` connection
-with its user replaced by ``RECSYS_API_DB_ROLE``). Both are behind Airflow's login: a request
+with its user replaced by ``RECSYS_API_DB_ROLE``: ``recsys.api.settings.ApiSettings``, the
+lookup API's own settings). Both are behind Airflow's login: a request
 without a valid Airflow JWT (the UI's cookie or ``Authorization: Bearer``) gets 401, one from a
 user who may not read the movielens DAG runs gets 403.
 Plugins are imported by every Airflow component, so this module imports only FastAPI
 (already loaded by Airflow); ``recsys`` and SQLAlchemy engines are created when the API
 server starts (the sub-apps' lifespans, which Airflow runs for mounted FastAPI apps). If
 ``recsys.api`` is missing or broken, the lookup API answers 503 with the reason and the
-status page still works.
+status page still works. The page is the Jinja2 template ``templates/recsys_status.html``.
 """
 
 from __future__ import annotations
 
-import html
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
@@ -42,9 +43,18 @@ STATUS_PREFIX = "/recsys-status"
 STATEMENT_TIMEOUT_MS = 3000
 # Who may read the DAG runs of the pipeline may read what it published (and nobody else).
 AUTHORIZING_DAG = "movielens_precompute"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 # ---------------------------------------------------------------- database URL
+
+
+def _api_settings():
+    """The lookup API's settings, read afresh (the API server's lifespans run once; tests change the env)."""
+    from recsys.api.settings import ApiSettings
+    from recsys.config import load_settings
+
+    return load_settings(ApiSettings)
 
 
 def recsys_read_url() -> str | None:
@@ -55,10 +65,11 @@ def recsys_read_url() -> str | None:
     writer, locally often a superuser) is replaced by ``RECSYS_API_DB_ROLE`` (default
     ``recsys_api``, created by sql/0004.api.sql) with ``RECSYS_API_DB_PASSWORD``, as the
     lookup API does with ``RECSYS_DATABASE_URL``; an empty role keeps the connection's user.
+    A bad ``RECSYS_API_*`` value raises ``ConfigError`` (one line naming it).
     """
-    explicit = os.environ.get("RECSYS_API_DATABASE_URL")
-    if explicit:
-        return explicit
+    settings = _api_settings()
+    if settings.database_url:
+        return settings.database_url
     try:
         from airflow.models.connection import Connection
 
@@ -66,19 +77,12 @@ def recsys_read_url() -> str | None:
     except Exception as exc:  # not defined: the pages say so instead of failing the API server
         log.warning("recsys plugin: no %s connection (%s)", CONN_ID, exc)
         return None
-    return as_read_role(uri)
+    return as_read_role(uri, settings)
 
 
-def as_read_role(uri: str) -> str:
+def as_read_role(uri: str, settings=None) -> str:
     """``uri`` with the read-only API role as its user (``RECSYS_API_DB_ROLE``, empty keeps the user)."""
-    role = os.environ.get("RECSYS_API_DB_ROLE", "recsys_api")
-    if not role:
-        return uri
-    from sqlalchemy.engine import make_url
-
-    url = make_url(uri.replace("postgres://", "postgresql://", 1))
-    url = url.set(username=role, password=os.environ.get("RECSYS_API_DB_PASSWORD") or None)
-    return url.render_as_string(hide_password=False)
+    return (settings or _api_settings()).as_read_role(uri)
 
 
 # ---------------------------------------------------------------- Airflow login
@@ -150,12 +154,12 @@ def build_lookup_app() -> FastAPI:
     """The project's lookup API (``recsys.api.main.create_app``), or a 503 stand-in saying why not."""
     try:
         from recsys.api.main import create_app
-        from recsys.api.settings import get_api_settings
+        from recsys.config import get_settings
     except ImportError as exc:
         return _unavailable_app(f"the lookup API is not installed in this Airflow image ({exc})")
     try:
-        settings = get_api_settings()
-        if not settings.database_url and not os.environ.get("RECSYS_DATABASE_URL"):
+        settings = _api_settings()
+        if not settings.database_url and not get_settings().database_url:
             url = recsys_read_url()
             if url is None:
                 return _unavailable_app(f"set RECSYS_API_DATABASE_URL or the Airflow connection {CONN_ID!r}")
@@ -238,16 +242,22 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _status_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from recsys.errors import RecsysError
+
     app.state.engine = None
     app.state.problem = None
-    url = recsys_read_url()
-    if url is None:
-        app.state.problem = f"no database configured: set the Airflow connection {CONN_ID!r} (AIRFLOW_CONN_RECSYS_DB)"
-    else:
-        try:
+    try:
+        url = recsys_read_url()
+        if url is None:
+            app.state.problem = (
+                f"no database configured: set the Airflow connection {CONN_ID!r} (AIRFLOW_CONN_RECSYS_DB)"
+            )
+        else:
             app.state.engine = read_only_engine(url)
-        except Exception as exc:
-            app.state.problem = f"cannot use the recsys database: {type(exc).__name__}: {exc}"
+    except RecsysError as exc:  # a bad RECSYS_API_* value: the page says which, the API server stays up
+        app.state.problem = str(exc)
+    except Exception as exc:
+        app.state.problem = f"cannot use the recsys database: {type(exc).__name__}: {exc}"
     try:
         yield
     finally:
@@ -289,59 +299,28 @@ def make_status_app() -> FastAPI:
     def status_page(request: Request) -> HTMLResponse:
         status, problem = _status_or_problem(request)
         if problem:
-            return HTMLResponse(_page(f"<p class='bad'>{html.escape(problem)}</p>"), status_code=503)
-        return HTMLResponse(_page(render_status(status)))
+            return HTMLResponse(render_page(problem=problem), status_code=503)
+        return HTMLResponse(render_page(status=status))
 
     return app
 
 
-def render_status(status: dict[str, Any]) -> str:
-    champion, published = status["champion"], status["published"]
-    parts = ["<h2>Served now</h2>"]
-    if published:
-        parts.append(
-            f"<p>Ranking of precompute run <b>{published['run_id']}</b> (model <code>"
-            f"{html.escape(str(published['model_version']))}</code>), published {published['published_at']}: "
-            f"{published['rows']:,} user × movie pairs ({published['users']} users × {published['movies']} movies), "
-            "each with a ranking score (orders each user's list) and, since migration 0007, a predicted rating (1-5).</p>"
-        )
-    else:
-        parts.append("<p class='bad'>No ranking is published yet: run <code>movielens_precompute</code>.</p>")
-    if champion:
-        rmse = f"{champion['rmse']:.4f}" if champion["rmse"] is not None else "n/a"
-        parts.append(
-            f"<p>Champion model <code>{html.escape(champion['version_id'])}</code> "
-            f"({html.escape(str(champion['preset']))}, split {html.escape(champion['split'])}, RMSE {rmse}), "
-            f"promoted {champion['promoted_at']}.</p>"
-        )
-        if published and published["model_version"] != champion["version_id"]:
-            parts.append("<p class='warn'>The champion is newer than the published ranking: precompute pending.</p>")
-    else:
-        parts.append("<p class='bad'>No champion model yet: run <code>movielens_train</code>.</p>")
-    parts.append("<h2>Last precompute runs</h2>" + _table(status["precompute_runs"]))
-    parts.append("<h2>Last trained models</h2>" + _table(status["models"]))
-    return "\n".join(parts)
+@lru_cache(maxsize=1)
+def _templates():
+    """The page's Jinja2 environment (jinja2 comes with FastAPI and Airflow), autoescaping every value."""
+    import jinja2
 
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>none</p>"
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in r.values()) + "</tr>"
-        for r in rows
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _page(body: str) -> str:
+def render_page(*, status: dict[str, Any] | None = None, problem: str | None = None) -> str:
+    """The status page: what is served now and the last runs, or the problem that prevents reading them."""
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>recsys status</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}table{border-collapse:collapse;"
-        "font-size:.85rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}"
-        ".bad{color:#b00}.warn{color:#a60}code{background:#f3f3f3;padding:0 .2rem}</style></head><body>"
-        f"<h1>movielens-ranker</h1>{body}<p><a href='{STATUS_PREFIX}/status'>JSON</a> · "
-        f"<a href='{API_PREFIX}/docs'>lookup API docs</a></p></body></html>"
+        _templates()
+        .get_template("recsys_status.html")
+        .render(status=status, problem=problem, status_prefix=STATUS_PREFIX, api_prefix=API_PREFIX)
     )
 
 

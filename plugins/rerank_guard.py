@@ -7,20 +7,20 @@ than 60 s on a 6.9 MB conf of 1,000,000 candidates without answering. This root 
 sees ``POST /api/v2/dags/movielens_rerank/dagRuns`` first (before authentication, routing
 and any parsing) and:
 
-- answers 413 when the body is over ``RECSYS_RERANK_MAX_BODY_BYTES`` (default 1 MiB; 1,000
-  titles of 300 ASCII characters are ~0.3 MB), from Content-Length and while streaming;
+- answers 413 when the body is over ``RECSYS_RERANK_MAX_BODY_BYTES`` (``recsys.config.AirflowSettings``;
+  default 1 MiB, 1,000 titles of 300 ASCII characters are ~0.3 MB), from Content-Length and while streaming;
 - validates ``conf`` with the lookup API's own model (``recsys.api.schemas.RerankRequest``,
   the one the DAG's task uses) and answers 400 ``{"detail": "<one short reason>"}``;
 - passes anything else on untouched, the body replayed as it came.
 
-Plugins are imported by every Airflow component, so ``recsys`` is imported at the first
-guarded request only. Other paths cost one string comparison.
+Plugins are imported by every Airflow component, so ``recsys`` is imported when the API
+server builds its app (the limit) and at the first guarded request (the model). Other paths
+cost one string comparison.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -28,7 +28,6 @@ from airflow.plugins_manager import AirflowPlugin
 
 DAG_ID = "movielens_rerank"
 GUARDED_PATH = f"/api/v2/dags/{DAG_ID}/dagRuns"
-DEFAULT_MAX_BODY_BYTES = 1 << 20
 CONF_KEYS = ("user_id", "candidate_movies", "k")  # dags/movielens_rerank.py CONF_KEYS
 
 Scope = MutableMapping[str, Any]
@@ -66,8 +65,11 @@ class RerankGuard:
 
     def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
         self.app = app
-        env = os.environ.get("RECSYS_RERANK_MAX_BODY_BYTES")
-        self.max_body_bytes = max_body_bytes or (int(env) if env else DEFAULT_MAX_BODY_BYTES)
+        if max_body_bytes is None:
+            from recsys.config import AirflowSettings, load_settings
+
+            max_body_bytes = load_settings(AirflowSettings).rerank_max_body_bytes  # ConfigError naming a bad value
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != GUARDED_PATH:

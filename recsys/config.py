@@ -1,16 +1,26 @@
-"""One settings object for the whole library, read from ``RECSYS_*`` environment variables.
+"""The ``RECSYS_*`` settings of the library, the CLI and the Airflow side, in one place.
 
-pydantic-settings gives typed, validated settings with clear errors for a bad value,
-so every entry point (CLI, DAGs, API) sees the same configuration the same way.
+One pydantic-settings class per process kind, each field with its default and description:
+``Settings`` (library and CLI, here), ``ApiSettings`` (the lookup API, recsys/api/settings.py)
+and ``AirflowSettings`` (DAGs, Airflow plugins and the Airflow scripts, here). The README's
+settings table lists every field; tests/test_settings.py checks it against these classes.
+``load_settings`` turns a bad value into one ``ConfigError`` line naming the variable.
+
+Importing this module is cheap (pydantic, which Airflow has loaded already, and no other
+part of ``recsys``), so DAG files may read ``AirflowSettings`` at parse time.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from recsys.errors import ConfigError
+from recsys.scoring.commands import DEFAULT_SHARDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL_DATA_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
@@ -62,6 +72,89 @@ class Settings(BaseSettings):
         return self.artifacts_dir or self.home / "artifacts"
 
 
+# The precompute DAG's Param refuses more shards than this (each shard is a mapped task).
+MAX_SHARDS = 64
+# The weekly retrain's holdout, the newest 10% of ratings: the default of `recsys train --split`,
+# of the movielens_train DAG's `split` Param and of `make run`.
+DEFAULT_TRAIN_SPLIT = "temporal:0.1"
+
+
+class AirflowSettings(BaseSettings):
+    """What the DAGs, the Airflow plugins and the Airflow scripts (make run, make airflow) read."""
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", extra="ignore")
+
+    precompute_shards: int = Field(
+        default=DEFAULT_SHARDS,
+        ge=1,
+        le=MAX_SHARDS,
+        description="Default `shards` Param of movielens_precompute (and of `make run`); the CLI's default "
+        "is recsys.scoring.commands.DEFAULT_SHARDS, this field's default.",
+    )
+    airflow_retry_delay_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="First retry delay of every DAG task, in seconds (doubling, at most 10 min); the tests use 1.",
+    )
+    rerank_max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1,
+        description="A movielens_rerank trigger with a larger body gets 413 from the Airflow API server.",
+    )
+    train_preset: str = Field(default="full", description="`make run`: the model preset movielens_train trains.")
+    train_split: str = Field(default=DEFAULT_TRAIN_SPLIT, description="`make run`: the gate's holdout.")
+    no_serve: bool = Field(default=False, description="`make run`: 1 stops after publishing instead of serving.")
+    airflow_host: str = Field(default="127.0.0.1", description="`make airflow`: where the Airflow UI listens.")
+    airflow_stop_timeout: int = Field(
+        default=20, ge=1, description="`make airflow`: seconds from the first stop signal until SIGKILL."
+    )
+    airflow_schedules: bool = Field(
+        default=False, description="`make airflow`: 1 leaves the scheduled DAGs as they were instead of pausing them."
+    )
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def load_settings(cls: type[SettingsT], **values: object) -> SettingsT:
+    """``cls()`` from the environment; a bad value is one ``ConfigError`` line naming its variable."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(settings_problem(cls, exc)) from exc
+
+
+def settings_problem(cls: type[BaseSettings], exc: ValidationError) -> str:
+    """``invalid RECSYS_API_* setting RECSYS_API_POOL_SIZE: Input should be ...`` for the first bad field."""
+    prefix = cls.model_config.get("env_prefix", "")
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    name = f"{prefix}{field}".upper()
+    # The value itself is left out: it may be a password or a URL with one.
+    return f"invalid {prefix}* setting {name}: {error['msg']}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings(Settings)
+
+
+@lru_cache(maxsize=1)
+def get_airflow_settings() -> AirflowSettings:
+    return load_settings(AirflowSettings)
+
+
+def settings_classes() -> tuple[type[BaseSettings], ...]:
+    """Every settings class, one per process kind (the README's settings table lists their fields)."""
+    from recsys.api.settings import ApiSettings
+
+    return (Settings, ApiSettings, AirflowSettings)
+
+
+def setting_fields() -> dict[str, tuple[type[BaseSettings], str]]:
+    """``{"RECSYS_API_PORT": (ApiSettings, "port"), ...}``: each environment variable and its field."""
+    return {
+        f"{cls.model_config.get('env_prefix', '')}{name}".upper(): (cls, name)
+        for cls in settings_classes()
+        for name in cls.model_fields
+    }

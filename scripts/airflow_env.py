@@ -24,7 +24,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from recsys.db import urls
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS_FOLDER = ROOT / "dags"
@@ -39,8 +39,7 @@ def metadata_url(recsys_url: str, database: str = METADATA_DATABASE) -> str:
     Airflow's ORM is tested upstream with psycopg2; the recsys library uses psycopg 3.
     Both are installed, so each gets the driver it is tested with.
     """
-    url = make_url(recsys_url).set(drivername="postgresql+psycopg2", database=database)
-    return url.render_as_string(hide_password=False)
+    return urls.airflow_metadata(recsys_url, database)
 
 
 def connection_uri(recsys_url: str) -> str:
@@ -49,24 +48,14 @@ def connection_uri(recsys_url: str) -> str:
     A SQLAlchemy driver suffix (``+psycopg``) is dropped: Airflow would keep it in the
     connection type and no Postgres hook would match it.
     """
-    url = make_url(recsys_url).set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
+    return urls.plain(recsys_url)
 
 
 def ensure_database(recsys_url: str, database: str = METADATA_DATABASE) -> None:
     """Create ``database`` on the recsys server if it does not exist (needs CREATEDB)."""
     import psycopg
 
-    url = make_url(recsys_url)
-    params = {
-        "host": url.host or url.query.get("host"),
-        "port": url.port,
-        "user": url.username,
-        "password": url.password or None,
-        "dbname": url.database,
-        "connect_timeout": 10,
-    }
-    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True) as conn:
+    with psycopg.connect(**urls.connect_kwargs(recsys_url), connect_timeout=10, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
             from psycopg import sql

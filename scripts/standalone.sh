@@ -119,9 +119,11 @@ start triggerer triggerer
 start scheduler scheduler
 
 python - "$PASSWORDS" "${AIRFLOW_USER:-admin}" "http://${URL_HOST}:${PORT}" "$HOST" "$LOGS" \
-  "${RECSYS_DATA_URL:-the official address}" <<'PY'
+  "${RECSYS_DATA_URL:-}" <<'PY'
 import json, sys
+from recsys.config import Settings
 path, user, url, host, logs, data = sys.argv[1:]
+data = data or Settings.model_fields["data_url"].default  # unset: the official address
 print(f"\n  Airflow UI:  {url}   (listening on {host}; RECSYS_AIRFLOW_HOST / AIRFLOW_PORT change it)")
 print(f"  login:       {user} / {json.loads(open(path).read())[user]}   (stored in {path})")
 print("  DAGs:        movielens_ingest, movielens_train, movielens_precompute paused (unpause to schedule);")

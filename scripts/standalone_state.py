@@ -18,7 +18,6 @@ ranking is untouched). Runs of ``airflow dags test`` (``make run``) are left alo
 
 from __future__ import annotations
 
-import os
 import sys
 
 SCHEDULED = ("movielens_ingest", "movielens_train", "movielens_precompute")
@@ -41,7 +40,9 @@ def pause_schedules() -> list[str]:
     from airflow.utils.session import create_session
     from sqlalchemy import delete, select
 
-    keep_schedules = os.environ.get("RECSYS_AIRFLOW_SCHEDULES", "0") == "1"
+    from recsys.config import AirflowSettings, load_settings
+
+    keep_schedules = load_settings(AirflowSettings).airflow_schedules
     with create_session() as session:
         dags = {
             d.dag_id: d for d in session.scalars(select(DagModel).where(DagModel.dag_id.in_(SCHEDULED + ON_DEMAND)))

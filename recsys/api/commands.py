@@ -14,24 +14,34 @@ The HTTP protocol is httptools' with connection guards (``recsys.api.server``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 
+def _serve_defaults():
+    """``--host``/``--port``/``--workers`` defaults from ``RECSYS_API_HOST``/``_PORT``/``_WORKERS``.
+
+    Read when the parser is built, for every ``recsys`` command: a bad value must not break
+    ``recsys ingest``, so it falls back to the fields' defaults here and ``serve`` refuses it
+    (``get_api_settings`` validates the same fields) with one line.
+    """
+    from pydantic import ValidationError
+
+    from recsys.api.settings import ServeSettings
+
+    try:
+        return ServeSettings()
+    except ValidationError:
+        return ServeSettings.model_construct()
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    defaults = _serve_defaults()
     serve = subparsers.add_parser("serve", help="serve the lookup API (FastAPI under uvicorn)")
+    serve.add_argument("--host", default=defaults.host, help="address to listen on (RECSYS_API_HOST)")
+    serve.add_argument("--port", type=int, default=defaults.port, help="port (RECSYS_API_PORT)")
     serve.add_argument(
-        "--host", default=os.environ.get("RECSYS_API_HOST", "127.0.0.1"), help="address to listen on (RECSYS_API_HOST)"
-    )
-    serve.add_argument(
-        "--port", type=int, default=int(os.environ.get("RECSYS_API_PORT", "8000")), help="port (RECSYS_API_PORT)"
-    )
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=int(os.environ.get("RECSYS_API_WORKERS", "1")),
-        help="worker processes (one per core is a good start)",
+        "--workers", type=int, default=defaults.workers, help="worker processes (one per core is a good start)"
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="uvicorn's"
@@ -42,15 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
-    from pydantic import ValidationError
 
     from recsys.api.settings import get_api_settings
-    from recsys.errors import ConfigError
 
-    try:
-        settings = get_api_settings()  # a bad RECSYS_API_* value fails here, once, not in every worker
-    except ValidationError as exc:
-        raise ConfigError(f"invalid RECSYS_API_* setting: {exc}") from exc
+    settings = get_api_settings()  # a bad RECSYS_API_* value fails here (ConfigError), once, not in every worker
     from recsys.api.server import uvicorn_options
 
     uvicorn.run(

@@ -45,30 +45,15 @@ from typing import Any
 
 import psycopg
 from fastapi import Request
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy.engine import make_url
 
 from recsys.api.settings import ApiSettings
+from recsys.db.urls import conninfo
 
 PING_IF_IDLE_S = 1.0
 FETCH_ATTEMPTS = 2  # the first may land on a connection the server closed while it sat in the pool
 
 _last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection, float] = weakref.WeakKeyDictionary()
-
-
-def conninfo(url: str) -> str:
-    """libpq connection string from a SQLAlchemy-style URL (any driver suffix, socket hosts)."""
-    sa_url = make_url(url)
-    params = {
-        "host": sa_url.host,
-        "port": sa_url.port,
-        "dbname": sa_url.database,
-        "user": sa_url.username,
-        "password": sa_url.password,
-        **{k: v if isinstance(v, str) else v[-1] for k, v in sa_url.query.items()},
-    }
-    return make_conninfo("", **{k: v for k, v in params.items() if v not in (None, "")})
 
 
 async def check_if_idle(conn: psycopg.AsyncConnection) -> None:

@@ -2,7 +2,8 @@
 
 Kept apart from ``recsys.config.Settings`` because the API connects as a different,
 read-only role and has its own limits; the database location is shared with the rest of
-the library when no API-specific URL is given.
+the library when no API-specific URL is given. The Airflow plugin reads the same class
+(it serves the same API and reads as the same role).
 """
 
 from __future__ import annotations
@@ -12,12 +13,22 @@ from functools import lru_cache
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
+
+from recsys.config import load_settings
 
 
-class ApiSettings(BaseSettings):
+class ServeSettings(BaseSettings):
+    """Where ``recsys serve`` listens: read apart so that building the CLI's parser (its
+    ``--host``/``--port``/``--workers`` defaults) does not validate every API setting."""
+
     model_config = SettingsConfigDict(env_prefix="RECSYS_API_", extra="ignore")
 
+    host: str = Field(default="127.0.0.1", description="Address `recsys serve` and `make serve` listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `recsys serve` and `make serve` listen on.")
+    workers: int = Field(default=1, ge=1, le=64, description="API worker processes of `recsys serve`.")
+
+
+class ApiSettings(ServeSettings):
     database_url: str | None = Field(
         default=None,
         description="URL the API connects with (a read-only role). Unset: RECSYS_DATABASE_URL or the managed "
@@ -99,11 +110,14 @@ class ApiSettings(BaseSettings):
         from recsys.config import get_settings
         from recsys.db.engine import database_url
 
-        url = make_url(get_settings().database_url or database_url())
-        if self.db_role:
-            password = self.db_password.get_secret_value() if self.db_password else None
-            url = url.set(username=self.db_role, password=password)
-        return url.render_as_string(hide_password=False)
+        return self.as_read_role(get_settings().database_url or database_url())
+
+    def as_read_role(self, url: str) -> str:
+        """``url`` with ``db_role`` (and ``db_password``) as its login; an empty role keeps the user."""
+        from recsys.db import urls
+
+        password = self.db_password.get_secret_value() if self.db_password else None
+        return urls.as_role(url, self.db_role, password)
 
 
 def _split(value: str) -> list[str]:
@@ -112,4 +126,4 @@ def _split(value: str) -> list[str]:
 
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
-    return ApiSettings()
+    return load_settings(ApiSettings)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
+from recsys.db import urls
 from recsys.db.engine import make_engine
 
 
@@ -19,11 +19,11 @@ def create_database(admin_url: str, prefix: str) -> str:
     """Create ``<prefix>_<random>`` on the server of ``admin_url``; return its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     _as_admin(admin_url, f'CREATE DATABASE "{name}"')
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return urls.on_database(admin_url, name)
 
 
 def drop_database(admin_url: str, url: str) -> None:
-    _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{urls.parse(url).database}" WITH (FORCE)')
 
 
 def _as_admin(admin_url: str, statement: str) -> None:

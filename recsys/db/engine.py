@@ -7,10 +7,9 @@ connection, the CLI from ``RECSYS_DATABASE_URL`` or the project-managed server.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from recsys.config import Settings, get_settings
-from recsys.db import server
+from recsys.db import server, urls
 from recsys.errors import DatabaseUnavailable
 
 
@@ -24,9 +23,7 @@ def database_url(settings: Settings | None = None) -> str:
 
 def make_engine(url: str, **kwargs) -> sa.Engine:
     """An engine whose first connection fails fast with a clear message when the server is down."""
-    sa_url = make_url(url)
-    if sa_url.drivername in ("postgres", "postgresql"):  # "postgres": Airflow's alias
-        sa_url = sa_url.set(drivername="postgresql+psycopg")  # psycopg 3: COPY API, no libpq build
+    sa_url = urls.library_url(url)  # psycopg 3; Airflow's postgres:// accepted
     connect_args = {"connect_timeout": 10, **kwargs.pop("connect_args", {})}
     return sa.create_engine(sa_url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
 
@@ -43,9 +40,7 @@ def check_connection(engine: sa.Engine) -> None:
 
 def describe(url: sa.URL | str) -> str:
     """Where a URL points, without its password."""
-    url = make_url(url) if isinstance(url, str) else url
-    host = url.host or url.query.get("host") or "local socket"
-    return f"{host}:{url.port or 5432}/{url.database}"
+    return urls.describe(url)
 
 
 def _first_line(exc: Exception) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
 from yoyo import get_backend, read_migrations
 
 from recsys.config import PROJECT_ROOT
+from recsys.db import urls
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = PROJECT_ROOT / "sql"
@@ -33,5 +33,4 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
 
 def _yoyo_url(url: str) -> str:
     """yoyo wants a driver-less scheme; SQLAlchemy URLs may name one (postgresql+psycopg2)."""
-    sa_url = make_url(url)
-    return sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return urls.plain(url)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recsys.config import DEFAULT_TRAIN_SPLIT
 from recsys.model.config import PRESETS
 from recsys.native_log import start_tensorflow
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
-DEFAULT_HOLDOUT = "temporal:0.1"  # a weekly job predicts next week: hold out the newest ratings
+DEFAULT_HOLDOUT = DEFAULT_TRAIN_SPLIT  # a weekly job predicts next week: hold out the newest ratings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

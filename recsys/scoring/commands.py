@@ -6,8 +6,8 @@ import argparse
 
 from recsys.errors import ConfigError
 
-# The one default for the shard count. dags/movielens_precompute.py mirrors it (a DAG file
-# may not import recsys at parse time); tests/test_cli.py checks the two agree.
+# The one default for the shard count: also RECSYS_PRECOMPUTE_SHARDS's (recsys.config.AirflowSettings),
+# which the precompute DAG reads; tests/test_cli.py checks the two agree.
 DEFAULT_SHARDS = 4
 
 
