@@ -214,6 +214,30 @@ def test_a_data_set_without_a_column_gives_a_model_without_its_features(ml, samp
     assert np.all(np.isfinite(predicted)) and predicted.min() >= 1.0 and predicted.max() <= 5.0
 
 
+def test_a_categorical_side_feature_is_one_row_of_the_table(ml, sample, monkeypatch):
+    """A row in FEATURES (and the column in the data) gives vocabulary, lookups in both models and a signature input."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from recsys.model import features as model_features
+    from recsys.model import inputs
+    from recsys.model.train import train
+
+    row = model_features.Feature("language", "movie", "language", tf.string)
+    monkeypatch.setattr(model_features, "FEATURES", (*model_features.FEATURES, row))
+    monkeypatch.setattr(inputs, "DTYPES", {**inputs.DTYPES, "language": tf.string})  # derived from FEATURES at import
+    movies = ml.movies.assign(language=np.where(ml.movies["movie_id"] % 3 == 0, "fr", "en"))
+    model = train(dataclasses.replace(ml, movies=movies), sample, preset("smoke"), verbose=0)
+    assert model.vocab.values["language"] == ["en", "fr"]
+    assert model.model.members[0].movie_tower.lookups[-1].name == "language"
+    assert model.module.heads[0].movie_lookups[-1].name == "r_language"
+    assert "language" in model.module.movie_tower.input_signature[0]
+    assert "language" in model.module.serving_default.input_signature[0]
+    predicted = model.predict(sample.test)
+    assert np.all(np.isfinite(predicted)) and predicted.min() >= 1.0 and predicted.max() <= 5.0
+
+
 def test_derived_features_match_the_feature_definitions(ml):
     """Age bucket, zip prefix, decade and title tokens inside the model == recsys.data.features."""
     import tensorflow as tf

@@ -69,7 +69,7 @@ class Feature:
     ``vocabulary``: ``"train"`` = the values of the rows (users or movies) in the training
     part, ``"all"`` = of every row in the feature store (a closed set such as genders, where
     a value unseen in training is still a real value), or a fixed tuple. Values are sorted;
-    an id feature's keep the table's (ascending id) order, which the history bags index by.
+    an id feature's values keep the table's (ascending id) order, which the bags index by.
     ``MISSING`` values never enter a vocabulary: they look up as index 0, "unknown".
     ``size``: ``"id"`` embeds with ``cfg.id_dim`` (``retrieval_dim`` in the list head) and
     is the side's key (one per side, always present); ``"side"`` with ``cfg.side_dim`` and
@@ -113,6 +113,11 @@ FEATURES: tuple[Feature, ...] = (
     Feature("decade",       "movie", "release_year", tf.int64,  decade),
 )
 # fmt: on
+
+for _side in SIDES:  # the towers take a side's first feature as its key: one id, listed first
+    _ids = [f.size == "id" for f in FEATURES if f.side == _side]
+    if not _ids or not _ids[0] or sum(_ids) != 1:
+        raise ValueError(f"FEATURES must list exactly one id feature of the {_side} side, before its other features")
 
 
 def of_side(side: Side, columns: Iterable[str] | None = None) -> tuple[Feature, ...]:
