@@ -23,7 +23,8 @@ from recsys.data.movielens import read_archive
 from recsys.data.splits import Split
 from recsys.errors import ConfigError, DataError, RecsysError
 from recsys.model.config import PRESETS, load_config, preset
-from recsys.model.inputs import pair_features
+from recsys.model.features import MISSING
+from recsys.model.inputs import DTYPES, pair_features
 from recsys.model.serving import call_in_chunks
 
 
@@ -96,6 +97,7 @@ def test_saved_model_loads_without_tfrs_or_project_code(exported, trained, sampl
     """A consumer needs only TensorFlow: block TFRS, tf_keras and recsys, then serve."""
     pairs = sample.test[:5]
     feats = {k: v.tolist() for k, v in _raw(trained, pairs).items()}
+    ints = tuple(name for name, dtype in DTYPES.items() if dtype.name == "int64")
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -104,7 +106,7 @@ def test_saved_model_loads_without_tfrs_or_project_code(exported, trained, sampl
         import tensorflow as tf
         model = tf.saved_model.load({str(exported.path)!r})
         feats = json.loads(sys.stdin.read())
-        ints = ("age", "release_year")
+        ints = {ints!r}
         out = model.signatures["serving_default"](
             **{{k: tf.constant(v, tf.int64 if k in ints else tf.string) for k, v in feats.items()}}
         )
@@ -137,9 +139,9 @@ def test_cold_start_users_and_movies_get_sensible_scores(exported):
         "genres": ["Animation|Children's|Comedy", "Comedy", "", "Drama|Made-Up Genre", ""],
         "release_year": [1995, 1995, 2031, 0, 0],
     }
-    tensors = {
-        k: tf.constant(v, dtype=tf.int64 if k in ("age", "release_year") else tf.string) for k, v in rows.items()
-    }
+    for name in exported.metadata["signatures"]["serving_default"]["inputs"].keys() - rows.keys():
+        rows[name] = [MISSING[DTYPES[name]]] * 5  # a feature added since: unknown in every row
+    tensors = {k: tf.constant(v, dtype=DTYPES[k]) for k, v in rows.items()}
     ratings = serve(**tensors)["rating"].numpy()
     assert ratings.shape == (5,)
     assert np.all(np.isfinite(ratings)) and ratings.min() >= 1.0 and ratings.max() <= 5.0
@@ -153,8 +155,8 @@ def test_tower_split_equals_full_model(exported, trained, sample):
 
     pairs = sample.test[:300]
     feats = _raw(trained, pairs)
-    user_cols = ("user_id", "gender", "occupation", "age", "zip_code")
-    movie_cols = ("movie_id", "title", "genres", "release_year")
+    user_cols, movie_cols = trained.vocab.inputs("user"), trained.vocab.inputs("movie")
+    assert set(user_cols) | set(movie_cols) == set(feats), "the towers take every raw input between them"
     user = exported.signature("user_tower")(**{k: tf.constant(feats[k]) for k in user_cols})
     movie = exported.signature("movie_tower")(**{k: tf.constant(feats[k]) for k in movie_cols})
     assert user["query"].shape[1] == movie["candidate"].shape[1] > 0, "the tiny preset has a list head"
@@ -190,27 +192,73 @@ def test_tower_split_equals_full_model(exported, trained, sample):
     assert not np.array_equal(np.argsort(rating), np.argsort(score))
 
 
-def test_derived_features_match_the_feature_definitions(ml):
-    """Age bucket, zip prefix and decade inside the model == recsys.data.features."""
+def test_a_data_set_without_a_column_gives_a_model_without_its_features(ml, sample, tmp_path):
+    """No demographics in the feature store: no demographic lookups, no such signature inputs, still a model."""
+    import dataclasses
+
+    from recsys.model.export import export_model, load_model
+    from recsys.model.train import train
+
+    bare = train(dataclasses.replace(ml, users=ml.users[["user_id"]]), sample, preset("smoke"), verbose=0)
+    assert list(bare.users.columns) == ["user_id"]
+    assert [f.name for f in bare.vocab.features("user")] == ["user_id"]
+    assert [lookup.name for lookup in bare.model.members[0].user_tower.lookups] == ["user_id"]
+    assert [lookup.name for lookup in bare.module.heads[0].user_lookups] == ["r_user_id"]
+    loaded = load_model(export_model(bare, tmp_path / "bare"))
+    assert set(loaded.signature("user_tower").structured_input_signature[1]) == {"user_id"}
+    movie_inputs = set(bare.vocab.inputs("movie"))
+    assert movie_inputs == {"movie_id", "title", "genres", "release_year"}, "the movie side is whole"
+    assert set(loaded.signature("serving_default").structured_input_signature[1]) == {"user_id"} | movie_inputs
+    predicted = loaded.predict(sample.test, bare.users, bare.movies)
+    np.testing.assert_allclose(predicted, bare.predict(sample.test), atol=1e-6)
+    assert np.all(np.isfinite(predicted)) and predicted.min() >= 1.0 and predicted.max() <= 5.0
+
+
+def test_a_categorical_side_feature_is_one_row_of_the_table(ml, sample, monkeypatch):
+    """A row in FEATURES (and the column in the data) gives vocabulary, lookups in both models and a signature input."""
+    import dataclasses
+
     import tensorflow as tf
 
+    from recsys.model import features as model_features
     from recsys.model import inputs
+    from recsys.model.train import train
+
+    row = model_features.Feature("language", "movie", "language", tf.string)
+    monkeypatch.setattr(model_features, "FEATURES", (*model_features.FEATURES, row))
+    monkeypatch.setattr(inputs, "DTYPES", {**inputs.DTYPES, "language": tf.string})  # derived from FEATURES at import
+    movies = ml.movies.assign(language=np.where(ml.movies["movie_id"] % 3 == 0, "fr", "en"))
+    model = train(dataclasses.replace(ml, movies=movies), sample, preset("smoke"), verbose=0)
+    assert model.vocab.values["language"] == ["en", "fr"]
+    assert model.model.members[0].movie_tower.lookups[-1].name == "language"
+    assert model.module.heads[0].movie_lookups[-1].name == "r_language"
+    assert "language" in model.module.movie_tower.input_signature[0]
+    assert "language" in model.module.serving_default.input_signature[0]
+    predicted = model.predict(sample.test)
+    assert np.all(np.isfinite(predicted)) and predicted.min() >= 1.0 and predicted.max() <= 5.0
+
+
+def test_derived_features_match_the_feature_definitions(ml):
+    """Age bucket, zip prefix, decade and title tokens inside the model == recsys.data.features."""
+    import tensorflow as tf
+
+    from recsys.model import features as model_features
 
     users = ml.users
     np.testing.assert_array_equal(
-        inputs.age_bucket(tf.constant(users["age"].to_numpy(np.int64))).numpy(),
+        model_features.age_bucket(tf.constant(users["age"].to_numpy(np.int64))).numpy(),
         features.age_bucket(users["age"]).to_numpy(),
     )
     zips = pd.concat([users["zip_code"], pd.Series(["", " t8h1n ", "ab"])], ignore_index=True)
-    ours = [z.decode() for z in inputs.zip_prefix(tf.constant(zips.fillna("").to_numpy(str))).numpy()]
+    ours = [z.decode() for z in model_features.zip_prefix(tf.constant(zips.fillna("").to_numpy(str))).numpy()]
     assert ours == list(features.zip_prefix(zips))
     years = ml.movies["release_year"].dropna().astype("int64")
     np.testing.assert_array_equal(
-        inputs.decade(tf.constant(years.to_numpy())).numpy(), features.decade(years).to_numpy()
+        model_features.decade(tf.constant(years.to_numpy())).numpy(), features.decade(years).to_numpy()
     )
     titles = ["Toy Story (1995)", "Cité des enfants perdus, La (1995)", "unknown"]
-    tf_tokens = [[t.decode() for t in row] for row in inputs.title_tokens(tf.constant(titles)).to_list()]
-    assert tf_tokens == [inputs.python_title_tokens(t) for t in titles]
+    tf_tokens = [[t.decode() for t in row] for row in model_features.title_tokens(tf.constant(titles)).to_list()]
+    assert tf_tokens == [features.title_tokens(t) for t in titles]
 
 
 def test_missing_artifact_is_a_clear_error(tmp_path):

@@ -1,12 +1,15 @@
-"""The model's input features, defined once (docs/FEATURES.md describes each).
+"""Reference definitions, in pandas, of what the model derives (docs/FEATURES.md).
 
-Raw side features come from the feature store; derived ones (age bucket, zip prefix,
-decade) are pure functions of a single row, so the exported model can recompute them at
-serving time from raw inputs. Aggregates (means, counts, rating histories) are computed
-from the *training* ratings only, so no test rating leaks into a feature.
+The model's features are declared in ``recsys.model.features`` (``FEATURES``), which also
+derives them inside the exported model with TensorFlow. These are their pandas twins,
+written independently, which a test checks the in-model derivations against, plus the
+constants both share. Aggregates (means, counts) are computed from the *training*
+ratings only, so no test rating leaks into a feature.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,9 +19,6 @@ import pandas as pd
 AGE_BOUNDARIES: tuple[int, ...] = (18, 25, 35, 45, 50, 56)
 ZIP_PREFIX_LEN = 3  # US sectional center: a region, not a street
 UNKNOWN = "[UNK]"
-
-USER_FEATURES = ("user_id", "gender", "occupation", "age_bucket", "zip_prefix")
-MOVIE_FEATURES = ("movie_id", "title", "genres", "release_year", "decade")
 
 
 def age_bucket(age: pd.Series) -> pd.Series:
@@ -35,8 +35,13 @@ def decade(year: pd.Series) -> pd.Series:
     return (year // 10 * 10).astype("Int64")
 
 
+def title_tokens(title: str) -> list[str]:
+    """Lower-cased word tokens of a title; the year, e.g. '1995', is a token too."""
+    return re.sub(r"[^a-z0-9]+", " ", title.lower()).split()
+
+
 def user_features(users: pd.DataFrame) -> pd.DataFrame:
-    """One row per user with every user-side feature the model reads."""
+    """One row per user: the raw side columns with the derived age bucket and zip prefix."""
     return pd.DataFrame(
         {
             "user_id": users["user_id"].astype(str),
@@ -50,7 +55,7 @@ def user_features(users: pd.DataFrame) -> pd.DataFrame:
 
 
 def movie_features(movies: pd.DataFrame) -> pd.DataFrame:
-    """One row per movie; a missing year (movie 267) becomes 0, which the model treats as unknown."""
+    """One row per movie with its decade; a missing year (movie 267) becomes 0, which the model treats as unknown."""
     year = movies["release_year"].astype("Int64")
     return pd.DataFrame(
         {

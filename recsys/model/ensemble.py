@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from recsys.model.config import ModelConfig
 from recsys.model.ranking import RankingModel
+from recsys.model.vocab import Vocabulary
 
 
 class Ensemble(tf.Module):
@@ -25,6 +26,7 @@ class Ensemble(tf.Module):
             raise ValueError("an ensemble needs at least one member")
         self.members = list(members)
         self.cfg: ModelConfig = members[0].cfg
+        self.vocab: Vocabulary = members[0].vocab  # the members share the data, so the features
         self.hidden_dim = self.cfg.hidden_layers[0] if self.cfg.hidden_layers else 0
         self.dot_dim = self.cfg.dot_dim
 

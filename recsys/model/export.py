@@ -22,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 
 from recsys.errors import RecsysError
-from recsys.model.inputs import MOVIE_INPUTS, USER_INPUTS, pair_features
+from recsys.model.inputs import pair_features
 from recsys.model.serving import MOVIE_PARTS, USER_PARTS, call_in_chunks
 
 METADATA = "assets.extra/metadata.json"
@@ -43,6 +43,7 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
     staging = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         module = trained.module
+        user_inputs, movie_inputs = (_describe(trained.vocab.inputs(side)) for side in ("user", "movie"))
         tf.saved_model.save(_artifact_root(module), str(staging), signatures=module.signatures())
         metadata = {
             "format": FORMAT,
@@ -57,9 +58,9 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
             "retrieval_epochs": trained.retrieval_epochs,
             "validation": trained.validation,
             "signatures": {
-                "serving_default": {"inputs": _describe(USER_INPUTS | MOVIE_INPUTS), "outputs": ["rating", "score"]},
-                "user_tower": {"inputs": _describe(USER_INPUTS), "outputs": [f"{p}" for p in USER_PARTS]},
-                "movie_tower": {"inputs": _describe(MOVIE_INPUTS), "outputs": [f"{p}" for p in MOVIE_PARTS]},
+                "serving_default": {"inputs": user_inputs | movie_inputs, "outputs": ["rating", "score"]},
+                "user_tower": {"inputs": user_inputs, "outputs": list(USER_PARTS)},
+                "movie_tower": {"inputs": movie_inputs, "outputs": list(MOVIE_PARTS)},
                 "score_pairs": {
                     "inputs": [f"user_{p}" for p in USER_PARTS] + [f"movie_{p}" for p in MOVIE_PARTS],
                     "outputs": ["rating", "score"],

@@ -1,9 +1,11 @@
-"""Raw model inputs: the pandas side (join ratings to side features) and the TF side (derive).
+"""Raw model inputs as tables: one row per user (movie), one column per raw input of ``FEATURES``.
 
 The exported model takes *raw* features (ids and strings as stored in the feature store)
-and derives age bucket, zip prefix, decade and title tokens itself, with the constants of
-``recsys.data.features``. So the training pipeline and every serving caller feed the same
-raw columns, and a derived feature cannot drift between training and serving.
+and derives age bucket, zip prefix, decade and title tokens itself (``features.py``). So
+the training pipeline and every serving caller feed the same raw columns, and a derived
+feature cannot drift between training and serving. The tables hold the columns the
+feature store has: a data set without a side column gives tables, and so a model,
+without the features read from it.
 """
 
 from __future__ import annotations
@@ -12,57 +14,43 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from recsys.data.features import AGE_BOUNDARIES, UNKNOWN, ZIP_PREFIX_LEN
 from recsys.data.movielens import MovieLens
 from recsys.errors import DataError
+from recsys.model.features import LIST_SEP, Side, id_feature, of_side, raw_columns
 
-GENRE_SEP = "|"
-
-# Serving-signature inputs, in order, with their dtypes: everything as stored, ids as strings.
-USER_INPUTS: dict[str, tf.DType] = {
-    "user_id": tf.string,
-    "gender": tf.string,
-    "occupation": tf.string,
-    "age": tf.int64,
-    "zip_code": tf.string,
-}
-MOVIE_INPUTS: dict[str, tf.DType] = {
-    "movie_id": tf.string,
-    "title": tf.string,
-    "genres": tf.string,  # genre names joined by "|", e.g. "Animation|Children's|Comedy"
-    "release_year": tf.int64,  # 0 = unknown
-}
-PAIR_INPUTS: dict[str, tf.DType] = {**USER_INPUTS, **MOVIE_INPUTS}
+# Every raw input any feature reads, with its dtype: what the tables and signatures hold.
+DTYPES: dict[str, tf.DType] = raw_columns(of_side("user")) | raw_columns(of_side("movie"))
 
 
 def user_table(ml: MovieLens) -> pd.DataFrame:
     """One row of raw user inputs per user in the feature store, indexed by integer user id."""
-    users = ml.users
-    frame = pd.DataFrame(
-        {
-            "user_id": users["user_id"].astype(str).to_numpy(),
-            "gender": users["gender"].fillna("").astype(str).to_numpy(),
-            "occupation": users["occupation"].fillna("").astype(str).to_numpy(),
-            "age": pd.to_numeric(users["age"], errors="coerce").fillna(0).astype("int64").to_numpy(),
-            "zip_code": users["zip_code"].fillna("").astype(str).to_numpy(),
-        },
-        index=users["user_id"].astype("int64").to_numpy(),
-    )
-    return frame
+    return side_table(ml.users, "user")
 
 
 def movie_table(ml: MovieLens) -> pd.DataFrame:
     """One row of raw movie inputs per movie in the feature store, indexed by integer movie id."""
-    movies = ml.movies
+    return side_table(ml.movies, "movie")
+
+
+def side_table(frame: pd.DataFrame, side: Side) -> pd.DataFrame:
+    """The raw inputs of ``side`` that ``frame`` (``ml.users``/``ml.movies``) has columns for."""
+    key = id_feature(side).column
+    if key not in frame.columns:
+        raise DataError(f"the {side}s have no {key!r} column")
+    columns = raw_columns(of_side(side, frame.columns))
     return pd.DataFrame(
-        {
-            "movie_id": movies["movie_id"].astype(str).to_numpy(),
-            "title": movies["title"].fillna("").astype(str).to_numpy(),
-            "genres": movies["genres"].map(lambda gs: GENRE_SEP.join(gs)).to_numpy(),
-            "release_year": movies["release_year"].astype("Int64").fillna(0).astype("int64").to_numpy(),
-        },
-        index=movies["movie_id"].astype("int64").to_numpy(),
+        {name: _column(frame[name], dtype) for name, dtype in columns.items()},
+        index=frame[key].astype("int64").to_numpy(),
     )
+
+
+def _column(values: pd.Series, dtype: tf.DType) -> np.ndarray:
+    """A raw column as the model takes it; missing values become ``features.MISSING`` ("" or 0)."""
+    if dtype == tf.int64:
+        return pd.to_numeric(values, errors="coerce").fillna(0).astype("int64").to_numpy()
+    # A list-valued column (a movie's genres) travels as one string, split again in the model.
+    joined = values.map(lambda v: LIST_SEP.join(v) if isinstance(v, list | tuple | np.ndarray) else v)
+    return joined.fillna("").astype(str).to_numpy()
 
 
 def require_known_ids(pairs: pd.DataFrame, ml: MovieLens, what: str) -> None:
@@ -80,46 +68,9 @@ def pair_features(pairs: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame
     """Raw inputs for (user_id, movie_id) pairs, as numpy columns the serving signature takes."""
     u = users.loc[pairs["user_id"].astype("int64").to_numpy()]
     m = movies.loc[pairs["movie_id"].astype("int64").to_numpy()]
-    out: dict[str, np.ndarray] = {}
-    for frame, spec in ((u, USER_INPUTS), (m, MOVIE_INPUTS)):
-        for name, dtype in spec.items():
-            column = frame[name].to_numpy()
-            out[name] = column.astype(np.int64) if dtype == tf.int64 else column.astype(object)
-    return out
+    return {name: as_input(frame[name].to_numpy(), name) for frame in (u, m) for name in frame.columns}
 
 
-# ---------------------------------------------------------------- TF side (inside the model)
-
-
-def age_bucket(age: tf.Tensor) -> tf.Tensor:
-    """Same buckets as ``recsys.data.features.age_bucket`` (searchsorted, side='right')."""
-    return tf.raw_ops.Bucketize(input=tf.cast(age, tf.int64), boundaries=[float(b) for b in AGE_BOUNDARIES])
-
-
-def zip_prefix(zip_code: tf.Tensor) -> tf.Tensor:
-    """Same as ``recsys.data.features.zip_prefix``: trimmed, upper-cased first three characters."""
-    prefix = tf.strings.substr(tf.strings.upper(tf.strings.strip(zip_code)), 0, ZIP_PREFIX_LEN)
-    return tf.where(prefix == "", tf.constant(UNKNOWN), prefix)
-
-
-def decade(year: tf.Tensor) -> tf.Tensor:
-    """Release decade; 0 stays 0 (unknown year)."""
-    year = tf.cast(year, tf.int64)
-    return year // 10 * 10
-
-
-def title_tokens(title: tf.Tensor) -> tf.RaggedTensor:
-    """Lower-cased word tokens of a title (keeps the year, e.g. '1995', as a token)."""
-    cleaned = tf.strings.regex_replace(tf.strings.lower(title), r"[^a-z0-9]+", " ")
-    return tf.strings.split(tf.strings.strip(cleaned))
-
-
-def python_title_tokens(title: str) -> list[str]:
-    """The vocabulary builder's twin of ``title_tokens``."""
-    import re
-
-    return re.sub(r"[^a-z0-9]+", " ", title.lower()).split()
-
-
-def split_genres(genres: tf.Tensor) -> tf.RaggedTensor:
-    return tf.strings.split(genres, sep=GENRE_SEP)
+def as_input(values: np.ndarray, column: str) -> np.ndarray:
+    """A column in the numpy dtype its signature input takes (int64, or object for strings)."""
+    return values.astype(np.int64 if DTYPES[column] == tf.int64 else object)

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from recsys.model.config import ModelConfig
-from recsys.model.towers import Lookup, MovieTower, UserTower, _l2, bag_levels
+from recsys.model.towers import Lookup, Tower, _l2, bag_levels
 from recsys.model.vocab import Bags, Vocabulary
 
 keras = tf.keras
@@ -29,8 +29,9 @@ class RankingModel(tfrs.Model):
     def __init__(self, cfg: ModelConfig, vocab: Vocabulary, bags: Bags | None):
         super().__init__()
         self.cfg = cfg
-        self.user_tower = UserTower(cfg, vocab, bags)
-        self.movie_tower = MovieTower(cfg, vocab, bags)
+        self.vocab = vocab  # which features (and so which raw inputs) the model has
+        self.user_tower = Tower("user", cfg, vocab, bags)
+        self.movie_tower = Tower("movie", cfg, vocab, bags)
         first = cfg.hidden_layers[0] if cfg.hidden_layers else 0
         reg = _l2(cfg.l2_dense)
         self.user_hidden = keras.layers.Dense(first, use_bias=False, kernel_regularizer=reg) if first else None
@@ -64,8 +65,8 @@ class RankingModel(tfrs.Model):
 
     def _indices(self, features, training: bool):
         """Vocabulary indices of the pair's ids: (as looked up, as the model sees them)."""
-        user_index = self.user_tower.user_id.index(features["user_id"])
-        movie_index = self.movie_tower.movie_id.index(features["movie_id"])
+        user_index = self.user_tower.index(features)
+        movie_index = self.movie_tower.index(features)
         seen_user, seen_movie = user_index, movie_index
         if training and self.cfg.id_dropout > 0:
             # Hide some ids (and with them bias and history) so the side-feature-only
@@ -79,14 +80,14 @@ class RankingModel(tfrs.Model):
     def user_parts(self, features, user_index=None, target=None, training=False):
         """Per-user half: first-layer contribution, dot vector and bias (no movie needed)."""
         if user_index is None:
-            user_index = self.user_tower.user_id.index(features["user_id"])
+            user_index = self.user_tower.index(features)
         vector = self.user_tower(features, user_index, target, training=training)
         return self._side_parts(vector, user_index, self.user_hidden, self.user_dot, "user", training)
 
     def movie_parts(self, features, movie_index=None, target=None, training=False):
         """Per-movie half: first-layer contribution (with its bias), dot vector and bias."""
         if movie_index is None:
-            movie_index = self.movie_tower.movie_id.index(features["movie_id"])
+            movie_index = self.movie_tower.index(features)
         vector = self.movie_tower(features, movie_index, target, training=training)
         return self._side_parts(vector, movie_index, self.movie_hidden, self.movie_dot, "movie", training)
 

@@ -9,6 +9,7 @@ bias to correct).
 
 query(user)      = W_q [user id ; bag of the user's rated movies (target removed) ; side features]
 candidate(movie) = W_c [movie id ; genres ; year ; decade],  plus a per-movie bias
+(the features with ``list_head`` set in ``features.FEATURES``; the title is not one)
 score            = <query, candidate> + bias
 
 Like SVD++'s implicit term, the bag is what carries the signal: the target pair leaves
@@ -27,7 +28,8 @@ import tensorflow_recommenders as tfrs
 
 from recsys.model import inputs
 from recsys.model.config import ModelConfig
-from recsys.model.towers import BagLookup, HistoryBag, Lookup, _l2
+from recsys.model.features import Side, enabled
+from recsys.model.towers import HistoryBag, Lookup, _l2, feature_lookup
 from recsys.model.vocab import Bags, Vocabulary
 
 keras = tf.keras
@@ -41,31 +43,24 @@ class RetrievalModel(tfrs.Model):
         super().__init__()
         self.cfg = cfg
         dim, l2 = cfg.retrieval_dim, cfg.retrieval_l2
-        side = cfg.side_dim
-        self.user_id = Lookup(vocab.user_ids, dim, l2, "r_user_id")
+        dims = {"id": dim, "side": cfg.side_dim}
+
+        def lookups(side: Side) -> list[Lookup]:
+            wanted = enabled(vocab.features(side), cfg, list_head=True)
+            return [feature_lookup(f, vocab, dims[f.size], l2, prefix="r_") for f in wanted]
+
+        self.user_lookups, self.movie_lookups = lookups("user"), lookups("movie")
+        self.user_id, self.movie_id = self.user_lookups[0], self.movie_lookups[0]
         self.bag = HistoryBag(
             bags.user_rated, len(vocab.user_ids) + 1, len(vocab.movie_ids) + 1, dim, "sqrt", l2,
             "r_rated_movies", dropout=cfg.retrieval_bag_dropout,
         )  # fmt: skip
-        self.user_side = None
-        if cfg.use_side_features:
-            self.user_side = [
-                Lookup(vocab.genders, side, l2, "r_gender"),
-                Lookup(vocab.occupations, side, l2, "r_occupation"),
-                Lookup(list(range(len(inputs.AGE_BOUNDARIES) + 1)), side, l2, "r_age_bucket"),
-                Lookup(vocab.zip_prefixes, side, l2, "r_zip_prefix"),
-            ]
-            self.genres = BagLookup(vocab.genres, side, l2, "r_genres")
-            self.year = Lookup(vocab.years or [0], side, l2, "r_release_year")
-            self.decade = Lookup(vocab.decades or [0], side, l2, "r_decade")
-        self.movie_id = Lookup(vocab.movie_ids, dim, l2, "r_movie_id")
         self.query_layer = keras.layers.Dense(dim, use_bias=False, kernel_regularizer=_l2(cfg.retrieval_l2))
         self.candidate_layer = keras.layers.Dense(dim, use_bias=False, kernel_regularizer=_l2(cfg.retrieval_l2))
         self.movie_bias = keras.layers.Embedding(len(vocab.movie_ids) + 2, 1, embeddings_initializer="zeros")
         # The softmax runs over the whole catalogue (the feature store's movies, known or not).
         self.catalogue = {
-            name: tf.constant(catalogue[name].to_numpy().astype(np.int64 if dtype == tf.int64 else object))
-            for name, dtype in inputs.MOVIE_INPUTS.items()
+            name: tf.constant(inputs.as_input(catalogue[name].to_numpy(), name)) for name in vocab.inputs("movie")
         }
         self.seen = tf.constant(seen_matrix(vocab, bags, catalogue))
         # hit@10: is the held-out movie in the top 10 of the user's unseen movies; what early
@@ -77,29 +72,15 @@ class RetrievalModel(tfrs.Model):
 
     def query(self, features, user_index=None, target=None, training=False) -> tf.Tensor:
         if user_index is None:
-            user_index = self.user_id.index(features["user_id"])
+            user_index = self.user_id.index(features[self.user_id.feature.column])
         parts = [self.user_id.embed(user_index), self.bag(user_index, target, item_key=True, training=training)]
-        if self.user_side is not None:
-            gender, occupation, age, zip_prefix = self.user_side
-            parts += [
-                gender(features["gender"]),
-                occupation(features["occupation"]),
-                age(inputs.age_bucket(features["age"])),
-                zip_prefix(inputs.zip_prefix(features["zip_code"])),
-            ]
+        parts += [lookup.read(features) for lookup in self.user_lookups[1:]]
         return self.query_layer(tf.concat(parts, axis=-1))
 
     def candidate(self, features) -> tuple[tf.Tensor, tf.Tensor]:
         """(candidate vector, bias) per movie; an unknown movie is scored from its side features."""
-        index = self.movie_id.index(features["movie_id"])
-        parts = [self.movie_id.embed(index)]
-        if self.user_side is not None:
-            year = tf.cast(features["release_year"], tf.int64)
-            parts += [
-                self.genres(inputs.split_genres(features["genres"])),
-                self.year(year),
-                self.decade(inputs.decade(year)),
-            ]
+        index = self.movie_id.index(features[self.movie_id.feature.column])
+        parts = [self.movie_id.embed(index)] + [lookup.read(features) for lookup in self.movie_lookups[1:]]
         bias = tf.squeeze(self.movie_bias(index), -1) * tf.cast(index > 0, tf.float32)
         return self.candidate_layer(tf.concat(parts, axis=-1)), bias
 
@@ -108,8 +89,8 @@ class RetrievalModel(tfrs.Model):
         return {"query": self.query(user_features), "candidate": candidate, "candidate_bias": bias}
 
     def compute_loss(self, features, training=False):
-        user_index = self.user_id.index(features["user_id"])
-        movie_index = self.movie_id.index(features["movie_id"])
+        user_index = self.user_id.index(features[self.user_id.feature.column])
+        movie_index = self.movie_id.index(features[self.movie_id.feature.column])
         target = {  # the target pair leaves the user's bag (see HistoryBag)
             "mask": tf.cast((features["mask_rating"] > 0) & (user_index > 0) & (movie_index > 0), tf.float32),
             "item": movie_index,

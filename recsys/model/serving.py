@@ -7,7 +7,8 @@ so the reloaded artifact computes exactly what was evaluated.
 Signatures (all inputs batched on the first axis). Every score function returns two
 outputs: ``rating``, the predicted rating (1-5), and ``score``, what orders the published
 list (the list head's score; the rating itself for a model without a list head):
-- ``serving_default``: raw pair features -> ``rating``, ``score`` [B]
+- ``serving_default``: raw pair features (named inputs, one per raw column of
+  ``features.FEATURES`` the model has) -> ``rating``, ``score`` [B]
 - ``user_tower``: raw user features -> ``hidden`` [B,H], ``dot`` [B,D], ``bias`` [B], ``query`` [B,Q]
 - ``movie_tower``: raw movie features -> ``hidden``, ``dot``, ``bias``, ``candidate`` [B,Q],
   ``candidate_bias`` [B]
@@ -24,14 +25,17 @@ import pandas as pd
 import tensorflow as tf
 
 from recsys.model.ensemble import Ensemble
-from recsys.model.inputs import MOVIE_INPUTS, PAIR_INPUTS, USER_INPUTS
+from recsys.model.inputs import as_input
 
 PREDICT_CHUNK = 65_536
 GRID_USERS = 32  # users per score_grid call; 8 to 128 all took 0.74-0.97 s for every pair of ML-100K
+USER_PARTS = ("hidden", "dot", "bias", "query")
+MOVIE_PARTS = ("hidden", "dot", "bias", "candidate", "candidate_bias")
 
 
-def _specs(inputs: dict[str, tf.DType]) -> list[tf.TensorSpec]:
-    return [tf.TensorSpec([None], dtype, name=name) for name, dtype in inputs.items()]
+def _specs(inputs: dict[str, tf.DType]) -> dict[str, tf.TensorSpec]:
+    """A named input signature: the SavedModel signature takes these as keyword inputs."""
+    return {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in inputs.items()}
 
 
 class ServingModule(tf.Module):
@@ -41,6 +45,10 @@ class ServingModule(tf.Module):
     ranking score. Without heads the ranking score is the predicted rating. Several heads
     average their scores, which is one dot product of their parts concatenated (the query
     divided by the number of heads, the candidate biases averaged).
+
+    Every function takes one dict of named inputs (the tower functions: the raw columns of
+    the model's features, ``Vocabulary.inputs``), so its signature follows the feature
+    spec; ``signature(name)`` calls one with keywords, as a loaded SavedModel's is called.
     """
 
     def __init__(self, model: Ensemble, heads: list | None = None):
@@ -52,48 +60,38 @@ class ServingModule(tf.Module):
         dot = model.dot_dim * len(model.members)
         query = sum(h.cfg.retrieval_dim for h in self.heads)
         self.hidden_dim, self.dot_dim, self.query_dim = hidden, dot, query
-        part_specs = [
-            tf.TensorSpec([None, hidden], tf.float32, name="user_hidden"),
-            tf.TensorSpec([None, dot], tf.float32, name="user_dot"),
-            tf.TensorSpec([None], tf.float32, name="user_bias"),
-            tf.TensorSpec([None, query], tf.float32, name="user_query"),
-            tf.TensorSpec([None, hidden], tf.float32, name="movie_hidden"),
-            tf.TensorSpec([None, dot], tf.float32, name="movie_dot"),
-            tf.TensorSpec([None], tf.float32, name="movie_bias"),
-            tf.TensorSpec([None, query], tf.float32, name="movie_candidate"),
-            tf.TensorSpec([None], tf.float32, name="movie_candidate_bias"),
-        ]
+        widths = {"hidden": [hidden], "dot": [dot], "bias": [], "query": [query], "candidate": [query],
+                  "candidate_bias": []}  # fmt: skip
+        part_specs = {
+            f"{side}_{part}": tf.TensorSpec([None, *widths[part]], tf.float32, name=f"{side}_{part}")
+            for side, parts in (("user", USER_PARTS), ("movie", MOVIE_PARTS))
+            for part in parts
+        }
+        user_inputs, movie_inputs = model.vocab.inputs("user"), model.vocab.inputs("movie")
 
-        def serve(user_id, gender, occupation, age, zip_code, movie_id, title, genres, release_year):
-            values = (user_id, gender, occupation, age, zip_code, movie_id, title, genres, release_year)
-            features = dict(zip(PAIR_INPUTS, values, strict=True))
-            user = self._user_parts(features)
-            movie = self._movie_parts(features)
+        def serve(features):
+            return self._score(self._user_parts(features), self._movie_parts(features), self.model.score_parts)
+
+        def score_pairs(parts):
+            user, movie = _split_parts(parts)
             return self._score(user, movie, self.model.score_parts)
 
-        def user_tower(user_id, gender, occupation, age, zip_code):
-            return self._user_parts(dict(zip(USER_INPUTS, (user_id, gender, occupation, age, zip_code), strict=True)))
-
-        def movie_tower(movie_id, title, genres, release_year):
-            return self._movie_parts(dict(zip(MOVIE_INPUTS, (movie_id, title, genres, release_year), strict=True)))
-
-        def score_pairs(user_hidden, user_dot, user_bias, user_query,
-                        movie_hidden, movie_dot, movie_bias, movie_candidate, movie_candidate_bias):  # fmt: skip
-            user, movie = _split_parts(locals())
-            return self._score(user, movie, self.model.score_parts)
-
-        def score_grid(user_hidden, user_dot, user_bias, user_query,
-                       movie_hidden, movie_dot, movie_bias, movie_candidate, movie_candidate_bias):  # fmt: skip
-            user, movie = _split_parts(locals())
+        def score_grid(parts):
+            user, movie = _split_parts(parts)
             user = {k: tf.expand_dims(v, 1) for k, v in user.items()}
             movie = {k: tf.expand_dims(v, 0) for k, v in movie.items()}
             return self._score(user, movie, self.model.score_parts)
 
-        self.serving_default = tf.function(serve, input_signature=_specs(PAIR_INPUTS))
-        self.user_tower = tf.function(user_tower, input_signature=_specs(USER_INPUTS))
-        self.movie_tower = tf.function(movie_tower, input_signature=_specs(MOVIE_INPUTS))
-        self.score_pairs = tf.function(score_pairs, input_signature=part_specs)
-        self.score_grid = tf.function(score_grid, input_signature=part_specs)
+        self.serving_default = tf.function(serve, input_signature=[_specs(user_inputs | movie_inputs)])
+        self.user_tower = tf.function(self._user_parts, input_signature=[_specs(user_inputs)])
+        self.movie_tower = tf.function(self._movie_parts, input_signature=[_specs(movie_inputs)])
+        self.score_pairs = tf.function(score_pairs, input_signature=[part_specs])
+        self.score_grid = tf.function(score_grid, input_signature=[part_specs])
+
+    def signature(self, name: str):
+        """Serving function ``name`` called with keyword inputs, like ``LoadedModel.signature``."""
+        fn = getattr(self, name)
+        return lambda **inputs: fn(inputs)
 
     def _user_parts(self, features) -> dict[str, tf.Tensor]:
         parts = self.model.user_parts(features)
@@ -128,10 +126,6 @@ class ServingModule(tf.Module):
         }
 
 
-USER_PARTS = ("hidden", "dot", "bias", "query")
-MOVIE_PARTS = ("hidden", "dot", "bias", "candidate", "candidate_bias")
-
-
 def _split_parts(args: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     """The score functions' ``user_*`` and ``movie_*`` inputs as the user's and the movie's parts."""
     return {k: args[f"user_{k}"] for k in USER_PARTS}, {k: args[f"movie_{k}"] for k in MOVIE_PARTS}
@@ -139,8 +133,7 @@ def _split_parts(args: dict[str, tf.Tensor]) -> tuple[dict[str, tf.Tensor], dict
 
 def tower_parts(fn, frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """A tower signature over a frame of raw inputs (``inputs.user_table``/``movie_table`` rows)."""
-    feeds = {c: tf.constant(frame[c].to_numpy().astype(np.int64 if PAIR_INPUTS[c] == tf.int64 else object))
-             for c in frame.columns}  # fmt: skip
+    feeds = {c: tf.constant(as_input(frame[c].to_numpy(), c)) for c in frame.columns}
     return {k: v.numpy() for k, v in fn(**feeds).items()}
 
 

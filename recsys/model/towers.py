@@ -1,10 +1,10 @@
 """The two towers: raw user (or movie) features in, one vector per user (or movie) out.
 
-Each tower embeds every feature after a vocabulary lookup (index 0 = unknown, whose
-embedding is forced to zero, so an unknown id or value simply contributes nothing) and
-concatenates the embeddings with a bag of the tower's rating history. Towers depend on
-one side only, which is what lets the precompute job run them once per user and once per
-movie instead of once per pair.
+Each tower embeds every feature of its side in ``features.FEATURES`` after a vocabulary
+lookup (index 0 = unknown, whose embedding is forced to zero, so an unknown id or value
+simply contributes nothing) and concatenates the embeddings with a bag of the tower's
+rating history. Towers depend on one side only, which is what lets the precompute job run
+them once per user and once per movie instead of once per pair.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from recsys.model import inputs
 from recsys.model.config import ModelConfig
+from recsys.model.features import Feature, Side, enabled, id_feature
 from recsys.model.vocab import RATING_LEVELS, Bags, Vocabulary
 
 keras = tf.keras
@@ -31,18 +31,16 @@ def _masked(embedded: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
 class Lookup(keras.layers.Layer):
     """Vocabulary lookup + embedding of one categorical feature (string or integer)."""
 
-    def __init__(self, vocabulary: list, dim: int, l2: float, name: str):
+    def __init__(self, vocabulary: list, dim: int, l2: float, name: str, integer: bool = False):
         super().__init__(name=name)
-        if vocabulary and isinstance(vocabulary[0], int | np.integer):
-            self.lookup = keras.layers.IntegerLookup(
-                vocabulary=[int(v) for v in vocabulary], mask_token=None, num_oov_indices=1
-            )
+        if integer:  # an empty integer vocabulary still needs one entry (IntegerLookup refuses none)
+            values = [int(v) for v in vocabulary] or [0]
+            self.lookup = keras.layers.IntegerLookup(vocabulary=values, mask_token=None, num_oov_indices=1)
         else:
-            self.lookup = keras.layers.StringLookup(
-                vocabulary=[str(v) for v in vocabulary] or ["[NONE]"], mask_token=None, num_oov_indices=1
-            )
+            values = [str(v) for v in vocabulary]
+            self.lookup = keras.layers.StringLookup(vocabulary=values or ["[NONE]"], mask_token=None, num_oov_indices=1)
         self.embedding = keras.layers.Embedding(
-            len(vocabulary) + 2, dim, embeddings_regularizer=_l2(l2), name=f"{name}_embedding"
+            len(values) + 2, dim, embeddings_regularizer=_l2(l2), name=f"{name}_embedding"
         )
 
     def index(self, values: tf.Tensor) -> tf.Tensor:
@@ -53,6 +51,10 @@ class Lookup(keras.layers.Layer):
 
     def call(self, values: tf.Tensor) -> tf.Tensor:
         return self.embed(self.index(values))
+
+    def read(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The embedding of this layer's feature, from the raw input columns."""
+        return self(self.feature.values(features[self.feature.column]))
 
 
 class BagLookup(Lookup):
@@ -67,6 +69,15 @@ class BagLookup(Lookup):
         )
         total = tf.math.unsorted_segment_sum(flat, rows, index.nrows(out_type=tf.int32))
         return total / tf.maximum(count, 1.0)[:, tf.newaxis]
+
+
+def feature_lookup(feature: Feature, vocab: Vocabulary, dim: int, l2: float, prefix: str = "") -> Lookup:
+    """The lookup layer of ``feature`` (a ``BagLookup`` for a list-valued one), named after it."""
+    layer = (BagLookup if feature.bag else Lookup)(
+        vocab.values[feature.name], dim, l2, prefix + feature.name, integer=feature.dtype == tf.int64
+    )
+    layer.feature = feature  # a plain attribute (not trackable): what ``read`` reads
+    return layer
 
 
 class HistoryBag(keras.layers.Layer):
@@ -149,91 +160,56 @@ class HistoryBag(keras.layers.Layer):
         return total * scale[:, tf.newaxis]
 
 
-class UserTower(keras.layers.Layer):
-    """user_id, gender, occupation, age bucket, zip prefix (+ rated-movie bag) -> vector."""
+# Each side's history bags: (name of the plain bag, of the rating-weighted bag).
+_BAG_NAMES: dict[Side, tuple[str, str]] = {
+    "user": ("rated_movies", "movie_ratings"),
+    "movie": ("rated_by_users", "user_ratings"),
+}
 
-    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, bags: Bags | None):
-        super().__init__(name="user_tower")
-        self.cfg = cfg
-        self.user_id = Lookup(vocab.user_ids, cfg.id_dim, cfg.l2_embedding, "user_id")
-        if cfg.use_side_features:
-            self.gender = Lookup(vocab.genders, cfg.side_dim, cfg.l2_embedding, "gender")
-            self.occupation = Lookup(vocab.occupations, cfg.side_dim, cfg.l2_embedding, "occupation")
-            self.age_bucket = Lookup(
-                list(range(len(inputs.AGE_BOUNDARIES) + 1)), cfg.side_dim, cfg.l2_embedding, "age_bucket"
-            )
-            self.zip_prefix = Lookup(vocab.zip_prefixes, cfg.side_dim, cfg.l2_embedding, "zip_prefix")
-        self.bag = None
-        if cfg.use_user_bag and bags is not None:
-            self.bag = HistoryBag(
-                bags.user_bag, len(vocab.user_ids) + 1, bags.user_bag_keys, cfg.bag_dim,
-                cfg.bag_norm, cfg.l2_embedding, "rated_movies", dropout=cfg.bag_dropout,
-            )  # fmt: skip
-        self.rated = None
-        if cfg.bag_centered and cfg.use_user_bag and bags is not None:
+
+class Tower(keras.layers.Layer):
+    """One side's features (``features.FEATURES``) + its history bags -> one vector per row.
+
+    The tower embeds every feature of its side the model has (the vocabulary holds those
+    the data set has; the config switches side features and the title variant), in
+    ``FEATURES`` order, then the bags. That order is also the order in which the layers
+    first run and so draw their initial weights: a fixed seed gives the same model.
+    """
+
+    def __init__(self, side: Side, cfg: ModelConfig, vocab: Vocabulary, bags: Bags | None):
+        super().__init__(name=f"{side}_tower")
+        self.side = side
+        dims = {"id": cfg.id_dim, "side": cfg.side_dim}
+        self.lookups = [
+            feature_lookup(f, vocab, dims[f.size], cfg.l2_embedding) for f in enabled(vocab.features(side), cfg)
+        ]
+        self.id = self.lookups[0]  # ``enabled`` keeps the id, first
+        self.bag = self.rated = None
+        if not (getattr(cfg, f"use_{side}_bag") and bags is not None):
+            return
+        other = "movie" if side == "user" else "user"
+        rows, items = len(vocab.values[self.id.feature.name]) + 1, len(vocab.values[id_feature(other).name]) + 1
+        plain, weighted = _BAG_NAMES[side]
+        self.bag = HistoryBag(
+            getattr(bags, f"{side}_bag"), rows, getattr(bags, f"{side}_bag_keys"), cfg.bag_dim,
+            cfg.bag_norm, cfg.l2_embedding, plain, dropout=cfg.bag_dropout,
+        )  # fmt: skip
+        if cfg.bag_centered:
             self.rated = HistoryBag(
-                bags.user_rated, len(vocab.user_ids) + 1, len(vocab.movie_ids) + 1, cfg.bag_dim,
-                cfg.bag_norm, cfg.l2_embedding, "movie_ratings", weights=bags.user_rated_weights, dropout=cfg.bag_dropout,
+                getattr(bags, f"{side}_rated"), rows, items, cfg.bag_dim, cfg.bag_norm, cfg.l2_embedding,
+                weighted, weights=getattr(bags, f"{side}_rated_weights"), dropout=cfg.bag_dropout,
             )  # fmt: skip
 
-    def call(self, features, user_index, target=None, training=False):
-        parts = [self.user_id.embed(user_index)]
-        if self.cfg.use_side_features:
-            parts += [
-                self.gender(features["gender"]),
-                self.occupation(features["occupation"]),
-                self.age_bucket(inputs.age_bucket(features["age"])),
-                self.zip_prefix(inputs.zip_prefix(features["zip_code"])),
-            ]
+    def index(self, features: dict[str, tf.Tensor]) -> tf.Tensor:
+        """Vocabulary index of each row's id (0 = unknown)."""
+        return self.id.index(features[self.id.feature.column])
+
+    def call(self, features, index, target=None, training=False):
+        parts = [self.id.embed(index)] + [lookup.read(features) for lookup in self.lookups[1:]]
         if self.bag is not None:
-            parts.append(self.bag(user_index, target, training=training))
+            parts.append(self.bag(index, target, training=training))
         if self.rated is not None:
-            parts.append(self.rated(user_index, target, item_key=True, training=training))
-        return tf.concat(parts, axis=-1)
-
-
-class MovieTower(keras.layers.Layer):
-    """movie_id, title, genres, release year and decade (+ who-rated-it bag) -> vector."""
-
-    def __init__(self, cfg: ModelConfig, vocab: Vocabulary, bags: Bags | None):
-        super().__init__(name="movie_tower")
-        self.cfg = cfg
-        self.movie_id = Lookup(vocab.movie_ids, cfg.id_dim, cfg.l2_embedding, "movie_id")
-        if cfg.use_side_features:
-            if cfg.title_mode == "tokens":
-                self.title = BagLookup(vocab.title_tokens, cfg.side_dim, cfg.l2_embedding, "title_tokens")
-            else:
-                self.title = Lookup(vocab.titles, cfg.side_dim, cfg.l2_embedding, "title")
-            self.genres = BagLookup(vocab.genres, cfg.side_dim, cfg.l2_embedding, "genres")
-            self.year = Lookup(vocab.years or [0], cfg.side_dim, cfg.l2_embedding, "release_year")
-            self.decade = Lookup(vocab.decades or [0], cfg.side_dim, cfg.l2_embedding, "decade")
-        self.bag = None
-        if cfg.use_movie_bag and bags is not None:
-            self.bag = HistoryBag(
-                bags.movie_bag, len(vocab.movie_ids) + 1, bags.movie_bag_keys, cfg.bag_dim,
-                cfg.bag_norm, cfg.l2_embedding, "rated_by_users", dropout=cfg.bag_dropout,
-            )  # fmt: skip
-        self.rated = None
-        if cfg.bag_centered and cfg.use_movie_bag and bags is not None:
-            self.rated = HistoryBag(
-                bags.movie_rated, len(vocab.movie_ids) + 1, len(vocab.user_ids) + 1, cfg.bag_dim,
-                cfg.bag_norm, cfg.l2_embedding, "user_ratings", weights=bags.movie_rated_weights, dropout=cfg.bag_dropout,
-            )  # fmt: skip
-
-    def call(self, features, movie_index, target=None, training=False):
-        parts = [self.movie_id.embed(movie_index)]
-        if self.cfg.use_side_features:
-            title = features["title"]
-            parts += [
-                self.title(inputs.title_tokens(title)) if self.cfg.title_mode == "tokens" else self.title(title),
-                self.genres(inputs.split_genres(features["genres"])),
-                self.year(tf.cast(features["release_year"], tf.int64)),
-                self.decade(inputs.decade(features["release_year"])),
-            ]
-        if self.bag is not None:
-            parts.append(self.bag(movie_index, target, training=training))
-        if self.rated is not None:
-            parts.append(self.rated(movie_index, target, item_key=True, training=training))
+            parts.append(self.rated(index, target, item_key=True, training=training))
         return tf.concat(parts, axis=-1)
 
 

@@ -65,13 +65,13 @@ class TrainedModel:
 
     def predict(self, pairs: pd.DataFrame) -> np.ndarray:
         """Served ratings for (user_id, movie_id) pairs, through the exported signature."""
-        return call_in_chunks(self.module.serving_default, self.features(pairs))
+        return call_in_chunks(self.module.signature("serving_default"), self.features(pairs))
 
     def score_grid(self, user_ids: np.ndarray, movie_ids: np.ndarray, key: str = "score") -> np.ndarray:
         """Ranking scores (or ``key="rating"``) of users x movies through the tower signatures."""
-        users = tower_parts(self.module.user_tower, self.users.loc[user_ids])
-        movies = tower_parts(self.module.movie_tower, self.movies.loc[movie_ids])
-        return grid(self.module.score_grid, users, movies)[key]
+        users = tower_parts(self.module.signature("user_tower"), self.users.loc[user_ids])
+        movies = tower_parts(self.module.signature("movie_tower"), self.movies.loc[movie_ids])
+        return grid(self.module.signature("score_grid"), users, movies)[key]
 
 
 def configure_tensorflow(seed: int, threads: int | None = None) -> None:

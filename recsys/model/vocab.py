@@ -1,37 +1,48 @@
 """What the model knows from its training data: vocabularies and rating-history bags.
 
-Everything here is built from the *training* part of a split only (ids, title tokens,
-years, who-rated-what), so nothing from the test part leaks into the model. Ids that
+Everything here is built from the *training* part of a split (ids, title tokens, years,
+who-rated-what; closed sets such as genders and genres from every row of the feature
+store, which holds no ratings), so nothing from the test part leaks into the model. Which
+vocabularies exist and where each comes from is ``features.FEATURES``. Ids that
 are not in a vocabulary map to index 0, the out-of-vocabulary slot that the model
 treats as "unknown" (zero embedding, zero bias, empty bag): the cold-start path.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from recsys.model.inputs import python_title_tokens
+from recsys.model.features import MISSING, SIDES, Feature, Side, id_feature, of_side, raw_columns
 
 RATING_LEVELS = 5  # bag keys per item when bags are keyed by (item, rating)
 
 
 @dataclass(frozen=True)
 class Vocabulary:
-    user_ids: list[str]  # index i+1 in the model; 0 = unknown
-    movie_ids: list[str]
-    genders: list[str]
-    occupations: list[str]
-    zip_prefixes: list[str]
-    title_tokens: list[str]
-    titles: list[str]
-    genres: list[str]
-    years: list[int]
-    decades: list[int]
+    """Each feature's values (index i+1 in the model; 0 = unknown), for the features the tables hold."""
+
+    values: dict[str, list]
     global_mean: float
+
+    @property
+    def user_ids(self) -> list[str]:
+        return self.values[id_feature("user").name]
+
+    @property
+    def movie_ids(self) -> list[str]:
+        return self.values[id_feature("movie").name]
+
+    def features(self, side: Side) -> tuple[Feature, ...]:
+        """The side's features this model has, in ``FEATURES`` order."""
+        return tuple(f for f in of_side(side) if f.name in self.values)
+
+    def inputs(self, side: Side) -> dict[str, tf.DType]:
+        """The side's raw inputs: what its tower (and serving signature) takes."""
+        return raw_columns(self.features(side))
 
 
 @dataclass(frozen=True)
@@ -57,25 +68,27 @@ class Bags:
 
 def build_vocabulary(train: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame) -> Vocabulary:
     """``users``/``movies`` are the raw input tables (``inputs.user_table``/``movie_table``)."""
-    from recsys.data.features import zip_prefix
+    values: dict[str, list] = {}
+    for side, table in zip(SIDES, (users, movies), strict=True):
+        key = id_feature(side).column
+        seen = table.loc[np.unique(train[key].astype("int64"))]  # rows in training, ascending id
+        for feature in of_side(side, table.columns):
+            values[feature.name] = feature_vocabulary(feature, seen if feature.vocabulary == "train" else table)
+    return Vocabulary(values=values, global_mean=float(train["rating"].mean()))
 
-    train_users = users.loc[np.unique(train["user_id"].astype("int64"))]
-    train_movies = movies.loc[np.unique(train["movie_id"].astype("int64"))]
-    tokens = Counter(t for title in train_movies["title"] for t in set(python_title_tokens(title)))
-    years = sorted({int(y) for y in train_movies["release_year"] if int(y) > 0})
-    return Vocabulary(
-        user_ids=list(train_users["user_id"]),
-        movie_ids=list(train_movies["movie_id"]),
-        genders=sorted(set(users["gender"]) - {""}),
-        occupations=sorted(set(users["occupation"]) - {""}),
-        zip_prefixes=sorted(set(zip_prefix(train_users["zip_code"]))),
-        title_tokens=sorted(tokens),
-        titles=sorted(set(train_movies["title"])),
-        genres=sorted({g for gs in movies["genres"] for g in gs.split("|") if g}),
-        years=years,
-        decades=sorted({y // 10 * 10 for y in years}),
-        global_mean=float(train["rating"].mean()),
-    )
+
+def feature_vocabulary(feature: Feature, rows: pd.DataFrame) -> list:
+    """The distinct values ``feature`` takes on ``rows``, derived exactly as the model derives them."""
+    if isinstance(feature.vocabulary, tuple):
+        return list(feature.vocabulary)
+    derived = feature.values(tf.constant(rows[feature.column].to_numpy(), feature.dtype))
+    if isinstance(derived, tf.RaggedTensor):
+        derived = derived.flat_values
+    found = [v.decode() if isinstance(v, bytes) else int(v) for v in derived.numpy().tolist()]
+    missing = MISSING[feature.dtype]
+    if feature.size == "id":  # in table order: the history bags and the list head index by it
+        return [v for v in dict.fromkeys(found) if v != missing]
+    return sorted(set(found) - {missing})
 
 
 def build_bags(train: pd.DataFrame, vocab: Vocabulary, by_rating: bool) -> Bags:
