@@ -309,7 +309,7 @@ def test_dockerfile_extends_the_official_image_at_the_locked_versions(compose) -
     assert args["AIRFLOW_VERSION"] == lock["apache-airflow"]
     assert args["PYTHON_VERSION"] == "3.11"  # pyproject: requires-python >=3.11,<3.12
     assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in dockerfile
-    assert re.search(r"pip install .*-c constraints\.txt .*-e \"\.\[airflow\]\"", dockerfile)
+    assert re.search(r"pip install .*-c constraints\.txt .*-e \"\.\[(?:[a-z]+,)*airflow(?:,[a-z]+)*\]\"", dockerfile)
     common = env_of(compose["services"]["airflow-scheduler"])
     assert f"COPY --chown=airflow:0 dags {common['AIRFLOW__CORE__DAGS_FOLDER']}" in dockerfile
     assert f"COPY --chown=airflow:0 plugins {common['AIRFLOW__CORE__PLUGINS_FOLDER']}" in dockerfile
