@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
 from recsys.config import DEFAULT_TRAIN_SPLIT, AirflowSettings, get_airflow_settings
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 CONN_ID = "recsys_db"
 OWNER = "recsys"
@@ -85,6 +88,23 @@ def recsys_db_url() -> str:
             "(e.g. postgresql://user:password@host:5432/recsys) or add it in Admin > Connections"
         ) from exc
     return conn.get_uri()
+
+
+@contextmanager
+def recsys_engine() -> Iterator[sa.Engine]:
+    """The recsys database for one task: an engine on the ``recsys_db`` connection, disposed after.
+
+    Why not ``PostgresHook``: the library takes SQLAlchemy engines on psycopg 3
+    (``recsys.db.engine.make_engine``), and the hook builds psycopg2 ones; the provider stays
+    installed for the connection type in the UI's Connections form.
+    """
+    from recsys.db.engine import make_engine
+
+    engine = make_engine(recsys_db_url())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @contextmanager

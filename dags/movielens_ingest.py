@@ -9,7 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
-from movielens_common import FEATURE_STORE, START_DATE, default_args, recsys_db_url, user_errors_fail_fast
+from movielens_common import (
+    FEATURE_STORE,
+    START_DATE,
+    default_args,
+    recsys_db_url,
+    recsys_engine,
+    user_errors_fail_fast,
+)
 
 DOC_MD = """
 ### MovieLens 100K → feature store
@@ -76,20 +83,14 @@ def movielens_ingest() -> None:
         import sqlalchemy as sa
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from recsys.db.engine import make_engine
-
-        engine = make_engine(recsys_db_url())
-        try:
-            with engine.connect() as conn:
-                counts = conn.execute(
-                    sa.text(
-                        "SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), "
-                        "(SELECT count(*) FROM recsys.ratings), "
-                        "(SELECT fingerprint FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1)"
-                    )
-                ).one()
-        finally:
-            engine.dispose()
+        with recsys_engine() as engine, engine.connect() as conn:
+            counts = conn.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), "
+                    "(SELECT count(*) FROM recsys.ratings), "
+                    "(SELECT fingerprint FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1)"
+                )
+            ).one()
         found = {"users": counts[0], "movies": counts[1], "ratings": counts[2], "fingerprint": counts[3]}
         expected = {k: result[k] for k in found}
         if found != expected:

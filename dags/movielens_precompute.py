@@ -15,7 +15,7 @@ from movielens_common import (
     PUBLISHED_RANKING,
     START_DATE,
     default_args,
-    recsys_db_url,
+    recsys_engine,
     settings,
 )
 
@@ -83,28 +83,21 @@ def movielens_precompute() -> None:
     @task(execution_timeout=timedelta(minutes=5))
     def start_run() -> int:
         """Record the run (champion or the requested version) and create its hidden table."""
-        from recsys.db.engine import check_connection, make_engine
+        from recsys.db.engine import check_connection
         from recsys.scoring.runs import start_run as start
 
         params = get_current_context()["params"]
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             check_connection(engine)
             return start(engine, params.get("model_version") or None, int(params["shards"]))
-        finally:
-            engine.dispose()
 
     @task(execution_timeout=timedelta(minutes=1))
     def plan_shards(precompute_run: int) -> list[int]:
         """One mapped task per shard recorded on the run (the run row is the source of truth)."""
-        from recsys.db.engine import make_engine
         from recsys.scoring.runs import run_info
 
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             return list(range(run_info(engine, precompute_run).shards))
-        finally:
-            engine.dispose()
 
     @task(retries=3, map_index_template="shard {{ shard }}")
     def score_shard(precompute_run: int, shard: int) -> int:
@@ -112,15 +105,11 @@ def movielens_precompute() -> None:
         from recsys.native_log import start_tensorflow
 
         start_tensorflow()  # its native start-up log would show as ERROR lines in the task log
-        from recsys.db.engine import make_engine
         from recsys.scoring.precompute import score_shard as score
 
         get_current_context()["shard"] = shard  # rendered in the UI as the map index name
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             return score(engine, precompute_run, shard)
-        finally:
-            engine.dispose()
 
     @task(outlets=[PUBLISHED_RANKING], execution_timeout=timedelta(minutes=10))
     def publish(precompute_run: int, rows: list[int]) -> dict:
@@ -131,14 +120,10 @@ def movielens_precompute() -> None:
         """
         from dataclasses import asdict
 
-        from recsys.db.engine import make_engine
         from recsys.scoring.partitions import publish_run
 
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             published = asdict(publish_run(engine, precompute_run))
-        finally:
-            engine.dispose()
         get_current_context()["outlet_events"][PUBLISHED_RANKING].extra = {
             "run_id": published["run_id"],
             "model_version": published["model_version"],
@@ -152,30 +137,24 @@ def movielens_precompute() -> None:
         scores (any range), predicted ratings within 1-5 or NULL (a run published before migration 0007)."""
         import sqlalchemy as sa
 
-        from recsys.db.engine import make_engine
-
-        engine = make_engine(recsys_db_url())
-        try:
-            with engine.connect() as conn:
-                seen = conn.execute(
-                    sa.text(
-                        "SELECT (SELECT run_id FROM recsys.published_ranking) AS run_id, count(*) AS rows, "
-                        "count(*) FILTER (WHERE score IN ('NaN', 'Infinity', '-Infinity')) AS bad_scores, "
-                        "count(*) FILTER (WHERE predicted_rating = 'NaN' OR predicted_rating < 1 "
-                        "OR predicted_rating > 5) AS bad_ratings, "
-                        "(SELECT count(*) FROM recsys.users) * (SELECT count(*) FROM recsys.movies) AS expected "
-                        "FROM recsys.current_ranked_scores"
-                    )
-                ).one()
-                gaps = conn.execute(
-                    sa.text(
-                        "SELECT count(*) FROM (SELECT user_id FROM recsys.current_ranked_scores "
-                        "WHERE NOT seen GROUP BY user_id "
-                        "HAVING min(rank) <> 1 OR max(rank) <> count(*) OR count(DISTINCT rank) <> count(*)) g"
-                    )
-                ).scalar_one()
-        finally:
-            engine.dispose()
+        with recsys_engine() as engine, engine.connect() as conn:
+            seen = conn.execute(
+                sa.text(
+                    "SELECT (SELECT run_id FROM recsys.published_ranking) AS run_id, count(*) AS rows, "
+                    "count(*) FILTER (WHERE score IN ('NaN', 'Infinity', '-Infinity')) AS bad_scores, "
+                    "count(*) FILTER (WHERE predicted_rating = 'NaN' OR predicted_rating < 1 "
+                    "OR predicted_rating > 5) AS bad_ratings, "
+                    "(SELECT count(*) FROM recsys.users) * (SELECT count(*) FROM recsys.movies) AS expected "
+                    "FROM recsys.current_ranked_scores"
+                )
+            ).one()
+            gaps = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM (SELECT user_id FROM recsys.current_ranked_scores "
+                    "WHERE NOT seen GROUP BY user_id "
+                    "HAVING min(rank) <> 1 OR max(rank) <> count(*) OR count(DISTINCT rank) <> count(*)) g"
+                )
+            ).scalar_one()
         problems = []
         if seen.run_id != published["run_id"]:
             problems.append(f"published run is {seen.run_id}, expected {published['run_id']} (a newer run won?)")
@@ -194,32 +173,24 @@ def movielens_precompute() -> None:
     @task(execution_timeout=timedelta(minutes=10))
     def cleanup(checked: dict) -> list[int]:
         """Drop failed runs' tables and all but ``keep`` superseded rankings (never the published one)."""
-        from recsys.db.engine import make_engine
         from recsys.scoring.retention import cleanup as drop_old
 
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             return drop_old(engine, keep=int(get_current_context()["params"]["keep"]))
-        finally:
-            engine.dispose()
 
     @task(trigger_rule=TriggerRule.ONE_FAILED, retries=3, execution_timeout=timedelta(minutes=5))
     def mark_failed() -> None:
         """A shard or the publish failed: record it and drop the run's tables; the pointer never moved."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from recsys.db.engine import make_engine
         from recsys.scoring.runs import fail_run
 
         context = get_current_context()
         run_id = context["ti"].xcom_pull(task_ids="start_run")
         if run_id is None:  # start_run itself failed: there is no run to mark
             raise AirflowSkipException("no precompute run was started")
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             fail_run(engine, int(run_id), f"Airflow run {context['run_id']}: a shard or the publish task failed")
-        finally:
-            engine.dispose()
 
     run = start_run()
     rows = score_shard.partial(precompute_run=run).expand(shard=plan_shards(run))

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
-from movielens_common import START_DATE, default_args, recsys_db_url
+from movielens_common import START_DATE, default_args, recsys_engine
 
 MAX_CANDIDATES = 1000  # recsys.scoring.rerank.MAX_CANDIDATES
 MAX_TITLE = 300  # the longest MovieLens 100K title is 81 characters
@@ -156,7 +156,6 @@ def movielens_rerank() -> None:
         """Validate, rank from the published tables and store the answer, in one transaction."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from recsys.db.engine import make_engine
         from recsys.scoring.rerank import RerankError
         from recsys.scoring.rerank import rerank as rank
 
@@ -165,17 +164,13 @@ def movielens_rerank() -> None:
             request = check_request(dict(context["params"]))
         except InvalidRequest as exc:
             raise AirflowFailException(f"invalid rerank request: {exc}") from None  # no retry, nothing written
-        engine = make_engine(recsys_db_url())
-        try:
-            with engine.begin() as conn:
-                try:
-                    result = rank(conn, request["user_id"], request["titles"], request["movie_ids"], request["k"])
-                except RerankError as exc:  # unknown user, nothing published yet: retrying cannot help
-                    raise AirflowFailException(str(exc)) from None
-                ranked = result.ranked  # the best k when k is set
-                request_id = _store(conn, context, request, result, ranked)
-        finally:
-            engine.dispose()
+        with recsys_engine() as engine, engine.begin() as conn:
+            try:
+                result = rank(conn, request["user_id"], request["titles"], request["movie_ids"], request["k"])
+            except RerankError as exc:  # unknown user, nothing published yet: retrying cannot help
+                raise AirflowFailException(str(exc)) from None
+            ranked = result.ranked  # the best k when k is set
+            request_id = _store(conn, context, request, result, ranked)
         return {
             "request_id": request_id,
             "user_id": result.user_id,

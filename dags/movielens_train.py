@@ -15,7 +15,7 @@ from movielens_common import (
     FEATURE_STORE,
     START_DATE,
     default_args,
-    recsys_db_url,
+    recsys_engine,
     user_errors_fail_fast,
 )
 
@@ -91,15 +91,14 @@ def movielens_train() -> None:
 
         start_tensorflow()  # its native start-up log would show as ERROR lines in the task log
         from recsys.config import get_settings
-        from recsys.db.engine import check_connection, make_engine
+        from recsys.db.engine import check_connection
         from recsys.db.store import load_movielens
         from recsys.model.config import load_config
         from recsys.model.pipeline import train_and_register as run
         from recsys.model.registry import Gate
 
         params = get_current_context()["params"]
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             check_connection(engine)
             with user_errors_fail_fast():
                 cfg = load_config(params["preset"])
@@ -113,8 +112,6 @@ def movielens_train() -> None:
                     promote=True,
                     verbose=0,
                 )
-        finally:
-            engine.dispose()
         metrics = {k: v for k, v in result.metrics.items() if isinstance(v, int | float | str) or v is None}
         return {
             "version_id": result.version_id,
@@ -132,16 +129,12 @@ def movielens_train() -> None:
         """Announce a new champion (asset event), after checking the registry agrees."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from recsys.db.engine import make_engine
         from recsys.model.registry import get_champion
 
         if decision["status"] != "champion":
             raise AirflowSkipException(f"{decision['version_id']} is {decision['status']}: {decision['reason']}")
-        engine = make_engine(recsys_db_url())
-        try:
+        with recsys_engine() as engine:
             champion = get_champion(engine)
-        finally:
-            engine.dispose()
         if champion is None or champion.version_id != decision["version_id"]:
             current = champion.version_id if champion else None
             raise AirflowSkipException(f"{decision['version_id']} is no longer champion (now: {current})")
