@@ -3,11 +3,8 @@
 Also runnable on its own: ``python -m recsys.api.commands serve --port 8000``.
 
 The event loop and HTTP parser are named, not ``auto``: uvloop and httptools are direct
-dependencies, and ``auto`` would fall back silently to asyncio and h11 (pure Python) in an
-install that lacks them. Measured here (2 workers, top-10 lookups, before the other
-optimisations): asyncio + h11 cost 1.7-2.7 ms of API CPU per request against 1.0-1.1 ms
-with uvloop + httptools, and gave a 44 ms p50 at one client (22 req/s), where h11's
-separate header and body writes meet delayed ACKs; uvloop + httptools: 1.9 ms, 416 req/s.
+dependencies, and ``auto`` would fall back silently to asyncio and h11 (pure Python, and
+much slower per request: docs/API.md, "Design notes") in an install that lacks them.
 The HTTP protocol is httptools' with connection guards (``recsys.api.server``).
 """
 

@@ -1,9 +1,8 @@
 """The API's connection pool and its one way to run a query: ``fetch``.
 
 psycopg's own async pool (psycopg_pool), not SQLAlchemy: every lookup is one hand-written
-statement, and measured per request the async driver costs ~0.2 ms of CPU where
-SQLAlchemy's sync engine plus FastAPI's threadpool hop cost ~0.45 ms, on a machine whose
-two cores are shared with PostgreSQL and the load generator. Library code (the rerank
+statement, and the async driver costs less CPU per request than SQLAlchemy's sync engine
+plus FastAPI's threadpool hop (docs/API.md, "Design notes", has the figures). Library code (the rerank
 DAG) keeps using SQLAlchemy; the SQL text is shared (recsys.scoring.rerank).
 
 Every way a database call can stall is bounded, so a request ends in a response (503 at
@@ -14,21 +13,18 @@ Sessions are read-only (default_transaction_read_only) whatever the role may do,
 autocommit: each query is one statement, so it runs in its own snapshot with no
 BEGIN/ROLLBACK round trips.
 
-Two choices are about cost per request. Measured on this 2-core machine with 2 workers,
-8 clients asking for top-10 lookups, each choice reverted alone (CPU per request):
+Two choices are about cost per request (each measured reverted alone: docs/API.md,
+"Design notes"):
 
 - ``plan_cache_mode=force_generic_plan``. psycopg prepares a statement after 5
   executions, but under the default ``auto`` PostgreSQL kept planning the top-10 query
-  afresh on every execution (its generic plan's estimate is no cheaper): 260 us of
-  backend CPU per lookup in a loop, against 90 us with the generic plan, planned once per
-  connection; under load 360-490 us against 160-210 us, and 1,750-2,100 req/s against
-  2,700-3,300. Partition pruning is unaffected: the run comes from the
+  afresh on every execution (its generic plan's estimate is no cheaper), which costs
+  more backend CPU than the generic plan planned once per connection. Partition pruning is unaffected: the run comes from the
   ``published_ranking`` subquery, so it is pruned at execution time in either plan, and
   attaching a partition invalidates the cached plan as it does any plan.
 - No pre-ping on a connection that was used within the last ``PING_IF_IDLE_S``. The
-  pool's check (an empty query before lending a connection) is a full round trip: with
-  it on every request the API process used 510-530 us per lookup against 360-420 us,
-  for 2,300-2,400 req/s. Under load every pooled connection is in use many times a
+  pool's check (an empty query before lending a connection) is a full round trip on every
+  request. Under load every pooled connection is in use many times a
   second, so the ping would only confirm what the previous request just proved; a
   connection idle for longer is still checked first. A connection that breaks anyway
   (PostgreSQL restarted under load) makes ``fetch`` run the statement once more on

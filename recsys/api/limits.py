@@ -10,12 +10,10 @@ gets 413 without being parsed.
 Rate: a moving window per client address, in a pure ASGI middleware. With the default
 in-memory storage it is ``MemoryMovingWindow`` below, not the `limits` library's memory
 storage: that one starts a ``threading.Timer`` every 10 ms to expire entries, and the
-timer thread competes for the GIL with the event loop. With it, 8 clients asking for
-top-10 lookups cost the API 470-480 us of CPU per request against 360-420 us, and p99
-was 7.4-9.2 ms against 5.6-6.4 ms (before the other optimisations: 750 against 480-580
-us, and a p99 of 39 ms against 15 ms). A shared storage (``rate_limit_storage`` =
-redis://...) still goes through `limits`. slowapi wraps the same library and cost
-~0.3 ms per request here (route matching and header bookkeeping on every call).
+timer thread competes for the GIL with the event loop (CPU per request and p99 in
+docs/API.md, "Design notes"). A shared storage (``rate_limit_storage`` = redis://...)
+still goes through `limits`. slowapi wraps the same library and adds route matching and
+header bookkeeping to every call.
 In-memory counters live in each worker, so with N workers a client may get up to N times
 the limit; that is fine for what this is for (one runaway client must not starve the
 rest), and documented.
