@@ -134,10 +134,10 @@ def test_a_failed_shard_write_stops_the_run_and_keeps_the_ranking(db_engine, cha
     before, digest = published(db_engine), ranking_digest(db_engine)
     real = partitions.write_shard
 
-    def failing(engine, run_id, shard, *args):
+    def failing(engine, run_id, shard, *args, **kwargs):
         if shard == 1:
             raise PublishError("disk full (simulated)")
-        return real(engine, run_id, shard, *args)
+        return real(engine, run_id, shard, *args, **kwargs)
 
     monkeypatch.setattr(partitions, "write_shard", failing)
     with pytest.raises(PublishError, match="simulated"):

@@ -187,3 +187,18 @@ def test_ratings_must_match_the_scores_shape(db_engine, version, grid):
             )
     finally:
         runs.fail_run(db_engine, run_id, "test done")
+
+
+def test_the_seen_mask_from_loaded_ratings_is_the_one_the_database_gives(db_engine, grid):
+    """The nightly job marks seen pairs from the ratings it scored with; a shard must get the same mask."""
+    users, movies = grid
+    shard = users[users % 4 == 1]
+    with db_engine.connect() as conn:
+        from_db = ranking.seen_mask(conn, shard, movies)
+        rated = conn.execute(sa.text("SELECT user_id, movie_id FROM recsys.ratings")).all()
+    every_user, every_movie = (np.array(column, dtype=np.int64) for column in zip(*rated, strict=True))
+    # every rating, plus pairs of an unknown user and an unknown movie, which must be ignored
+    every_user, every_movie = np.append(every_user, [10**6, shard[0]]), np.append(every_movie, [movies[0], 10**6])
+    from_loaded = ranking.seen_in(every_user, every_movie, shard, movies)
+    assert np.array_equal(from_loaded, from_db)
+    assert 0 < from_loaded.sum() == int(np.isin(every_user[:-2], shard).sum()) < len(rated)

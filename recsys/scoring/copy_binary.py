@@ -1,7 +1,7 @@
 """Encode rows for PostgreSQL's binary COPY with numpy, in one vectorised pass.
 
-psycopg's ``write_row`` adapts one Python value at a time (about 0.3 M rows/s here),
-which would cost more than scoring the model. Every column of a ranked-scores row has a
+psycopg's ``write_row`` adapts one Python value at a time, which would cost more than
+scoring the model (docs/ARCHITECTURE.md, "Precompute speed"). Every column of a ranked-scores row has a
 fixed width within one batch, so a numpy structured array *is* the binary COPY tuple
 layout, and filling it costs a few array assignments.
 """

@@ -51,6 +51,7 @@ def write_shard(
     movie_ids: np.ndarray,
     scores: np.ndarray,
     ratings: np.ndarray,
+    seen: np.ndarray | None = None,
 ) -> int:
     """Replace the shard's leaf with the pairs (user_ids[i], movie_ids[j]).
 
@@ -65,7 +66,12 @@ def write_shard(
         scores, ratings = np.asarray(scores, dtype=np.float32), np.asarray(ratings, dtype=np.float32)
     checks.check_shard_input(run, shard, user_ids, movie_ids, scores, ratings)
     with engine.begin() as conn:
-        seen = ranking.seen_mask(conn, user_ids, movie_ids)
+        # Not flushed at commit: publishing commits synchronously, which flushes this shard's
+        # WAL first, so a crash can lose an unpublished shard (the run then fails), never a
+        # published one.
+        conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+        if seen is None:
+            seen = ranking.seen_mask(conn, user_ids, movie_ids)
         ranks, order = ranking.ranks(scores, seen)
         payload = ranking.encode_rows(user_ids, movie_ids, scores, ratings, ranks, order)
         table = shard_table(run_id, shard)

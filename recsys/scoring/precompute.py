@@ -59,6 +59,7 @@ class ShardScorer:
         self.movies = movie_table(data)
         self.user_ids = np.sort(self.users.index.to_numpy(np.int64))
         self.movie_ids = np.sort(self.movies.index.to_numpy(np.int64))
+        self.rated = (data.ratings["user_id"].to_numpy(np.int64), data.ratings["movie_id"].to_numpy(np.int64))
 
     def warm_up(self) -> None:
         """Run every function the shards need once, so that one-time work is paid at load.
@@ -92,6 +93,12 @@ class ShardScorer:
         users = tower_parts(self.model.signature("user_tower"), self.users.loc[user_ids])
         scored = grid(self.model.signature("score_grid"), users, self.movie_parts)
         return scored["score"], scored["rating"]
+
+    def seen(self, user_ids: np.ndarray) -> np.ndarray:
+        """[len(user_ids), len(movie_ids)], True where the user rated the movie in the data scored."""
+        from recsys.scoring.ranking import seen_in
+
+        return seen_in(*self.rated, user_ids, self.movie_ids)
 
     def check_parity(self, user_ids: np.ndarray, scored: tuple[np.ndarray, np.ndarray], seed: int) -> float:
         """Largest difference between ``scored`` (scores, ratings) and the full model on a random sample of pairs."""
@@ -161,7 +168,9 @@ def check_and_write(
         if gap > PARITY_TOLERANCE:
             raise PublishError(f"shard {shard}: tower scores differ from the model by {gap:.2e}")
     scores, ratings = scored
-    return partitions.write_shard(engine, run.run_id, shard, user_ids, scorer.movie_ids, scores, ratings)
+    return partitions.write_shard(
+        engine, run.run_id, shard, user_ids, scorer.movie_ids, scores, ratings, seen=scorer.seen(user_ids)
+    )
 
 
 def score_shard(engine: sa.Engine, run_id: int, shard: int, scorer: ShardScorer | None = None) -> int:

@@ -18,20 +18,28 @@ COPY_COLUMNS = "user_id, movie_id, score, rank, seen, predicted_rating"
 
 
 def seen_mask(conn: sa.Connection, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
-    """[len(user_ids), len(movie_ids)], True where the user rated the movie (both id arrays sorted)."""
+    """[len(user_ids), len(movie_ids)], True where the user rated the movie, read from ``recsys.ratings``."""
     rated = pd.read_sql(
         sa.text("SELECT user_id, movie_id FROM recsys.ratings WHERE user_id = ANY(:u)"),
         conn,
         params={"u": user_ids.tolist()},
     )
+    return seen_in(rated["user_id"].to_numpy(), rated["movie_id"].to_numpy(), user_ids, movie_ids)
+
+
+def seen_in(
+    rated_users: np.ndarray, rated_movies: np.ndarray, user_ids: np.ndarray, movie_ids: np.ndarray
+) -> np.ndarray:
+    """[len(user_ids), len(movie_ids)], True where (user, movie) is a rated pair; both id arrays sorted.
+
+    Pairs of other users or of unknown movies are ignored, so a shard can pass every rating.
+    """
     seen = np.zeros((len(user_ids), len(movie_ids)), dtype=bool)
-    rows = np.searchsorted(user_ids, rated["user_id"].to_numpy())
-    cols = np.searchsorted(movie_ids, rated["movie_id"].to_numpy())
+    rows = np.searchsorted(user_ids, rated_users)
+    cols = np.searchsorted(movie_ids, rated_movies)
     valid = (rows < len(user_ids)) & (cols < len(movie_ids))
     rows, cols = rows[valid], cols[valid]
-    hit = (user_ids[rows] == rated["user_id"].to_numpy()[valid]) & (
-        movie_ids[cols] == rated["movie_id"].to_numpy()[valid]
-    )
+    hit = (user_ids[rows] == rated_users[valid]) & (movie_ids[cols] == rated_movies[valid])
     seen[rows[hit], cols[hit]] = True
     return seen
 
