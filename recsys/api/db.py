@@ -4,7 +4,7 @@ psycopg's own async pool (psycopg_pool), not SQLAlchemy: every lookup is one han
 statement, and measured per request the async driver costs ~0.2 ms of CPU where
 SQLAlchemy's sync engine plus FastAPI's threadpool hop cost ~0.45 ms, on a machine whose
 two cores are shared with PostgreSQL and the load generator. Library code (the rerank
-DAG) keeps using SQLAlchemy; the SQL text is shared (recsys.scoring.rerank).
+DAG) keeps using SQLAlchemy; the SQL text is shared (sql/queries/lookup.sql).
 
 Every way a database call can stall is bounded, so a request ends in a response (503 at
 worst) instead of hanging: connect (libpq connect_timeout), a dead peer (TCP keepalives,
