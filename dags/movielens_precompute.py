@@ -2,7 +2,7 @@
 
 Nightly, and whenever ``movielens_train`` promotes a new champion. Shards are mapped
 tasks (dynamic task mapping), so with the CeleryExecutor they spread over every worker.
-A thin wrapper around ``recsys.scoring.runs``, ``partitions``, ``retention`` and ``precompute``.
+A thin wrapper around ``recsys.scoring.runs``, ``partitions``, ``checks``, ``retention`` and ``precompute``.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ ranking in `recsys.ranked_scores` (read through `recsys.current_ranked_scores` a
 |---|---|
 | `start_run` | records a run in `recsys.precompute_runs` and creates its (unattached, invisible) table |
 | `plan_shards` | the shard numbers, `0..shards-1` (users are split by `user_id % shards`) |
-| `score_shard` ×N | **dynamic task mapping**, one task per shard: loads the SavedModel, scores the shard's users × all movies (a ranking score and a predicted rating per pair), writes the shard's table. Idempotent: a retry replaces the shard whole |
-| `publish` | checks the run is complete (rows = users × movies; each shard was checked when written: finite ranking scores, predicted ratings within 1–5, ranks contiguous) and flips the pointer in **one transaction**; emits **`movielens_published_ranking`** |
-| `validate` | re-checks the ranking readers now see through the published views: every pair, finite ranking scores (`score`, any range), predicted ratings within 1–5 (or empty for a ranking published before migration 0007), contiguous ranks |
-| `cleanup` | drops failed runs and all but `keep` superseded rankings |
+| `score_shard` ×N | **dynamic task mapping**, one task per shard: loads the SavedModel, scores the shard's users × all movies (a ranking score and a predicted rating per pair), checks a sample against the full model, writes the shard's table and checks it before attaching it to the run (finite ranking scores, predicted ratings within 1–5, ranks 1..n per user, a sample read back). Idempotent: a retry replaces the shard whole |
+| `publish` | checks that every shard was written and that the shards add up to users × movies, then publishes in **two transactions**: attaches the run to `recsys.ranked_scores`, waits for queries that started before, and moves the `recsys.published_ranking` pointer (`recsys.scoring.partitions.publish_run` says why); emits **`movielens_published_ranking`** |
+| `validate` | re-checks the ranking readers now see through `recsys.current_ranked_scores` (`recsys.scoring.checks.check_published`): this run is the published one, every pair, finite ranking scores (`score`, any range), predicted ratings within 1–5 (or empty for a ranking published before migration 0007), contiguous ranks. A failure leaves the run published and fails the DAG run |
+| `cleanup` | detaches superseded runs, drops failed runs and all but `keep` superseded rankings |
 | `mark_failed` | runs only if a shard or the publish failed (`one_failed`): marks the run failed and drops its tables. **The previous ranking stays published.** |
 
 Schedule: nightly 02:00 UTC, and on every new champion (`movielens_champion_model`).
@@ -113,7 +113,7 @@ def movielens_precompute() -> None:
 
     @task(outlets=[PUBLISHED_RANKING], execution_timeout=timedelta(minutes=10))
     def publish(precompute_run: int, rows: list[int]) -> dict:
-        """Check the run is complete (each shard was checked when written) and publish it atomically.
+        """Check the run is complete (each shard was checked when written) and publish it: attach, then move the pointer.
 
         ``rows`` (the mapped shards' results) is taken only so that publishing waits for
         every shard; the library re-counts the rows itself.
@@ -133,42 +133,11 @@ def movielens_precompute() -> None:
 
     @task(execution_timeout=timedelta(minutes=10))
     def validate(published: dict) -> dict:
-        """Check what readers see: the published run, users x movies rows, ranks 1..n, finite ranking
-        scores (any range), predicted ratings within 1-5 or NULL (a run published before migration 0007)."""
-        import sqlalchemy as sa
+        """Check what readers now see: this run published, users x movies rows, finite scores, ranks 1..n."""
+        from recsys.scoring.checks import check_published
 
-        with recsys_engine() as engine, engine.connect() as conn:
-            seen = conn.execute(
-                sa.text(
-                    "SELECT (SELECT run_id FROM recsys.published_ranking) AS run_id, count(*) AS rows, "
-                    "count(*) FILTER (WHERE score IN ('NaN', 'Infinity', '-Infinity')) AS bad_scores, "
-                    "count(*) FILTER (WHERE predicted_rating = 'NaN' OR predicted_rating < 1 "
-                    "OR predicted_rating > 5) AS bad_ratings, "
-                    "(SELECT count(*) FROM recsys.users) * (SELECT count(*) FROM recsys.movies) AS expected "
-                    "FROM recsys.current_ranked_scores"
-                )
-            ).one()
-            gaps = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM (SELECT user_id FROM recsys.current_ranked_scores "
-                    "WHERE NOT seen GROUP BY user_id "
-                    "HAVING min(rank) <> 1 OR max(rank) <> count(*) OR count(DISTINCT rank) <> count(*)) g"
-                )
-            ).scalar_one()
-        problems = []
-        if seen.run_id != published["run_id"]:
-            problems.append(f"published run is {seen.run_id}, expected {published['run_id']} (a newer run won?)")
-        if seen.rows != seen.expected:
-            problems.append(f"{seen.rows} rows, expected users x movies = {seen.expected}")
-        if seen.bad_scores:
-            problems.append(f"{seen.bad_scores} NaN or infinite ranking scores")
-        if seen.bad_ratings:
-            problems.append(f"{seen.bad_ratings} NaN or predicted ratings outside 1-5")
-        if gaps:
-            problems.append(f"{gaps} user(s) with non-contiguous ranks")
-        if problems:
-            raise RuntimeError("published ranking failed validation: " + "; ".join(problems))
-        return {"run_id": seen.run_id, "rows": seen.rows}
+        with recsys_engine() as engine:
+            return check_published(engine, published["run_id"])
 
     @task(execution_timeout=timedelta(minutes=10))
     def cleanup(checked: dict) -> list[int]:

@@ -156,6 +156,7 @@ def movielens_rerank() -> None:
         """Validate, rank from the published tables and store the answer, in one transaction."""
         from airflow.sdk.exceptions import AirflowFailException
 
+        from recsys.scoring import rerank_results
         from recsys.scoring.rerank import RerankError
         from recsys.scoring.rerank import rerank as rank
 
@@ -169,90 +170,10 @@ def movielens_rerank() -> None:
                 result = rank(conn, request["user_id"], request["titles"], request["movie_ids"], request["k"])
             except RerankError as exc:  # unknown user, nothing published yet: retrying cannot help
                 raise AirflowFailException(str(exc)) from None
-            ranked = result.ranked  # the best k when k is set
-            request_id = _store(conn, context, request, result, ranked)
-        return {
-            "request_id": request_id,
-            "user_id": result.user_id,
-            "precompute_run_id": result.run_id,
-            "model_version": result.model_version,
-            "published_at": result.published_at.isoformat(),
-            "ranked": [
-                {
-                    "position": i,
-                    "movie_id": c.movie_id,
-                    "title": c.title,
-                    "score": round(c.score, 6),
-                    "predicted_rating": None if c.predicted_rating is None else round(c.predicted_rating, 6),
-                    "rank": c.rank,
-                    "seen": c.seen,
-                }
-                for i, c in enumerate(ranked, start=1)
-            ],  # fmt: skip
-            "unknown_titles": result.unknown_titles,
-            "suggestions": [
-                {"title": s.title, "matches": [{"movie_id": m.movie_id, "title": m.title} for m in s.matches]}
-                for s in result.suggestions
-            ],
-            "ambiguous_titles": [{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles],
-            "unknown_movie_ids": result.unknown_movie_ids,
-            "unscored_movie_ids": result.unscored_movie_ids,
-            "duplicates": result.duplicates,
-        }
+            request_id = rerank_results.store(conn, context["dag"].dag_id, context["run_id"], request, result)
+        return rerank_results.answer(request_id, result)
 
     rerank()
-
-
-def _store(conn: Any, context: Any, request: dict, result: Any, ranked: list) -> int:
-    """Replace this Airflow run's stored answer (a retry never duplicates it); return its id."""
-    import json
-
-    import sqlalchemy as sa
-
-    key = {"dag": context["dag"].dag_id, "run": context["run_id"]}
-    conn.execute(sa.text("DELETE FROM recsys.rerank_requests WHERE dag_id = :dag AND airflow_run_id = :run"), key)
-    request_id = conn.execute(
-        sa.text(
-            "INSERT INTO recsys.rerank_requests (dag_id, airflow_run_id, user_id, k, candidates, "
-            "precompute_run_id, model_version, unknown_titles, ambiguous_titles, unknown_movie_ids, "
-            "unscored_movie_ids) VALUES (:dag, :run, :user_id, :k, CAST(:candidates AS jsonb), :prun, :model, "
-            ":unknown_titles, CAST(:ambiguous AS jsonb), :unknown_ids, :unscored_ids) RETURNING request_id"
-        ),
-        {
-            **key,
-            "user_id": request["user_id"],
-            "k": request["k"],
-            "candidates": json.dumps(request["candidates"]),
-            "prun": result.run_id,
-            "model": result.model_version,
-            "unknown_titles": result.unknown_titles,
-            "ambiguous": json.dumps([{"title": a.title, "movie_ids": a.movie_ids} for a in result.ambiguous_titles]),
-            "unknown_ids": result.unknown_movie_ids,
-            "unscored_ids": result.unscored_movie_ids,
-        },
-    ).scalar_one()
-    if ranked:
-        conn.execute(
-            sa.text(
-                "INSERT INTO recsys.rerank_results (request_id, position, movie_id, title, score, rank, seen, "
-                "predicted_rating) VALUES (:request_id, :position, :movie_id, :title, :score, :rank, :seen, "
-                ":predicted_rating)"
-            ),
-            [
-                {
-                    "request_id": request_id,
-                    "position": i,
-                    "movie_id": c.movie_id,
-                    "title": c.title,
-                    "score": c.score,
-                    "rank": c.rank,
-                    "seen": c.seen,
-                    "predicted_rating": c.predicted_rating,
-                }
-                for i, c in enumerate(ranked, start=1)
-            ],  # fmt: skip
-        )
-    return request_id
 
 
 movielens_rerank()

@@ -195,19 +195,11 @@ def make_lookup_shell() -> FastAPI:
 # ---------------------------------------------------------------- status page
 
 
+# TODO(registry): the champion and the latest models, read here until the registry has a function for them.
 STATUS_SQL = {
     "champion": (
         "SELECT version_id, created_at, promoted_at, split, config->>'name' AS preset, "
         "(metrics->>'rmse')::float AS rmse, decision_reason FROM recsys.model_versions WHERE status = 'champion'"
-    ),
-    "published": (
-        "SELECT p.run_id, p.model_version, p.published_at, r.rows, r.users, r.movies, r.shards "
-        "FROM recsys.published_ranking p JOIN recsys.precompute_runs r USING (run_id)"
-    ),
-    "precompute_runs": (
-        "SELECT run_id, model_version, status, shards, cardinality(shards_done) AS shards_done, rows, "
-        "started_at, finished_at, left(error, 300) AS error FROM recsys.precompute_runs "
-        "ORDER BY run_id DESC LIMIT 5"
     ),
     "models": (
         "SELECT version_id, status, split, config->>'name' AS preset, (metrics->>'rmse')::float AS rmse, "
@@ -215,24 +207,28 @@ STATUS_SQL = {
         "ORDER BY created_at DESC, version_id DESC LIMIT 5"
     ),
 }
+RECENT_RUNS = 5  # precompute runs on the page
 
 
 def read_status(engine) -> dict[str, Any]:
     """One snapshot (one read-only transaction) of what is being served and how it got there."""
     import sqlalchemy as sa
 
+    from recsys.scoring.runs import ranking_status
+
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
 
         def rows(sql: str) -> list[dict[str, Any]]:
             return [_jsonable(dict(r._mapping)) for r in conn.execute(sa.text(sql))]
 
-        champion = rows(STATUS_SQL["champion"])
-        published = rows(STATUS_SQL["published"])
+        champion = rows(STATUS_SQL["champion"])  # TODO(registry)
+        ranking = ranking_status(conn, runs=RECENT_RUNS)
+        published = ranking["published"]
         return {
             "champion": champion[0] if champion else None,
-            "published": published[0] if published else None,
-            "precompute_runs": rows(STATUS_SQL["precompute_runs"]),
-            "models": rows(STATUS_SQL["models"]),
+            "published": None if published is None else _jsonable(published),
+            "precompute_runs": [_jsonable(run) for run in ranking["precompute_runs"]],
+            "models": rows(STATUS_SQL["models"]),  # TODO(registry)
         }
 
 

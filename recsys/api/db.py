@@ -2,8 +2,8 @@
 
 psycopg's own async pool (psycopg_pool), not SQLAlchemy: every lookup is one hand-written
 statement, and the async driver costs less CPU per request than SQLAlchemy's sync engine
-plus FastAPI's threadpool hop (docs/API.md, "Design notes", has the figures). Library code (the rerank
-DAG) keeps using SQLAlchemy; the SQL text is shared (recsys.scoring.rerank).
+plus FastAPI's threadpool hop (docs/API.md, "Design notes", has the figures). Library code
+(the rerank DAG) keeps using SQLAlchemy; the SQL text is shared (sql/queries/lookup.sql).
 
 Every way a database call can stall is bounded, so a request ends in a response (503 at
 worst) instead of hanging: connect (libpq connect_timeout), a dead peer (TCP keepalives,

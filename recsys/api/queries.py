@@ -1,7 +1,7 @@
 """The API's read queries, each answering with the JSON document of its response model.
 
-Each answer is one statement, so it comes from one snapshot of one published run.
-All values are bound parameters.
+Each answer is one statement (``sql/queries/lookup.sql``), so it comes from one snapshot
+of one published run. All values are bound parameters.
 
 The documents are plain dicts in the field order of the models in ``schemas`` and are
 serialised by pydantic's own serialiser (``json_response``), so the bytes are those
@@ -21,6 +21,7 @@ from pydantic_core import to_json
 from starlette.responses import Response
 
 from recsys.api.db import fetch
+from recsys.db.sql import queries
 from recsys.scoring import title_match
 from recsys.scoring.rerank import (
     RERANK_SQL,
@@ -31,37 +32,10 @@ from recsys.scoring.rerank import (
     rerank_params,
 )
 
-TOP_K_SQL = """
-WITH pub AS MATERIALIZED (
-    SELECT run_id, model_version, published_at FROM recsys.published_ranking LIMIT 1  -- a singleton; tells the planner
-)
-SELECT p.run_id, p.model_version, p.published_at,
-       EXISTS (SELECT 1 FROM recsys.ranked_scores s
-               WHERE s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s) AS user_known,
-       t.rank, t.movie_id, m.title, m.genres, t.score, t.predicted_rating
-FROM pub p
-LEFT JOIN LATERAL (
-    SELECT s.rank, s.movie_id, s.score, s.predicted_rating
-    FROM recsys.ranked_scores s
-    WHERE s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s AND s.rank <= %(k)s
-    ORDER BY s.rank
-    LIMIT %(k)s
-) t ON true
-LEFT JOIN LATERAL (  -- k primary-key probes, never a scan of all movies
-    SELECT m.title, m.genres FROM recsys.movies m WHERE m.movie_id = t.movie_id LIMIT 1
-) m ON true
-ORDER BY t.rank
-"""
-
-MOVIES_SQL = """
-SELECT movie_id, title, release_year, genres
-FROM recsys.movies
-WHERE strpos(lower(title), lower(%(q)s)) > 0
-ORDER BY lower(title) = lower(%(q)s) DESC, starts_with(lower(title), lower(%(q)s)) DESC, title, movie_id
-LIMIT %(limit)s
-"""
-
-READY_SQL = "SELECT run_id, model_version, published_at FROM recsys.published_ranking"
+# The statements, in psycopg's %(name)s style, from sql/queries/lookup.sql.
+TOP_K_SQL = queries("lookup").top_k.sql
+MOVIES_SQL = queries("lookup").search_movies.sql
+READY_SQL = queries("lookup").ready.sql
 
 
 def json_response(document: Any) -> Response:

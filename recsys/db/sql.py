@@ -1,4 +1,4 @@
-"""The named queries of each table family, from ``sql/examples/<family>.sql`` (aiosql).
+"""The named queries of each table family, from ``sql/queries/<family>.sql`` (aiosql).
 
 One file per family of tables (the feature store, the registry, the ranking runs, the
 rerank results): the module that owns the family loads its file once and is the only code
@@ -27,7 +27,7 @@ QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
 
 @cache
 def queries(family: str) -> Queries:
-    """The named queries of one table family (``sql/examples/<family>.sql``), loaded once."""
+    """The named queries of one table family (``sql/queries/<family>.sql``), loaded once."""
     return aiosql.from_path(QUERIES_DIR / f"{family}.sql", "psycopg")
 
 

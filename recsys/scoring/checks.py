@@ -3,22 +3,33 @@
 Three checks, one per stage of ``partitions``: the model's output before anything is
 written (``check_shard_input``), the shard's leaf after COPY and before it is attached
 (``check_leaf``), and the run's row count before it is published (``check_complete``).
-Each raises ``PublishError``; the published ranking is then unchanged.
+Each raises ``PublishError``; the published ranking is then unchanged. A fourth,
+``check_published``, re-checks what readers see once a run is published (the precompute
+DAG's ``validate``) and raises ``PublishedRankingInvalid``.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import sqlalchemy as sa
+from psycopg import sql
 
-from recsys.scoring.runs import PublishError, run_table
+from recsys.db.sql import dbapi, queries
+from recsys.errors import RecsysError
+from recsys.scoring.runs import PublishError, Run, run_table_sql
 
 RATING_RANGE = (1.0, 5.0)  # a predicted rating outside it is a broken model (scores have no range)
 READBACK_SAMPLE = 64  # rows per shard read back from the table and compared with what was ranked
 
 
+class PublishedRankingInvalid(RecsysError):
+    """What readers see through the published views is not a complete, well-formed ranking."""
+
+
 def check_shard_input(
-    run: sa.Row, shard: int, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ratings: np.ndarray
+    run: Run, shard: int, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ratings: np.ndarray
 ) -> None:
     if run.status != "running":
         raise PublishError(f"run {run.run_id} is {run.status}; shards can only be written while it runs")
@@ -43,7 +54,7 @@ def check_shard_input(
 
 def check_leaf(
     conn: sa.Connection,
-    table: str,
+    table: sql.Composable,
     shard: int,
     user_ids: np.ndarray,
     movie_ids: np.ndarray,
@@ -74,22 +85,23 @@ def check_leaf(
     rows = rng.choice(candidates, READBACK_SAMPLE)
     rank = (rng.random(READBACK_SAMPLE) * unseen[rows]).astype(np.int64) + 1
     cols = order[rows, rank - 1]
-    found = conn.execute(
-        sa.text(
-            f"SELECT t.user_id, t.rank, t.movie_id, t.score, t.seen, t.predicted_rating FROM {table} t "
-            f"JOIN unnest(CAST(:users AS int[]), CAST(:ranks AS int[])) AS q(user_id, rank) USING (user_id, rank)"
-        ),
-        {"users": user_ids[rows].tolist(), "ranks": rank.tolist()},
-    ).all()
+    # The leaf is not attached yet, so it is read by its own name (composed: see runs.run_table_sql).
+    found = (
+        dbapi(conn)
+        .execute(
+            sql.SQL(
+                "SELECT t.user_id, t.rank, t.movie_id, t.score, t.seen, t.predicted_rating FROM {} t "
+                "JOIN unnest(CAST(%(users)s AS int[]), CAST(%(ranks)s AS int[])) AS q(user_id, rank) "
+                "USING (user_id, rank)"
+            ).format(table),
+            {"users": user_ids[rows].tolist(), "ranks": rank.tolist()},
+        )
+        .fetchall()
+    )
     # real arrives as its shortest decimal text: compare as float32, the stored precision
     stored = {
-        (r.user_id, r.rank): (
-            r.movie_id,
-            np.float32(r.score),
-            r.seen,
-            None if r.predicted_rating is None else np.float32(r.predicted_rating),
-        )
-        for r in found
+        (user, r): (movie, np.float32(score), seen, None if rating is None else np.float32(rating))
+        for user, r, movie, score, seen, rating in found
     }
     for row, r, col in zip(rows.tolist(), rank.tolist(), cols.tolist(), strict=True):
         expected = (int(movie_ids[col]), np.float32(scores[row, col]), False, np.float32(ratings[row, col]))
@@ -100,19 +112,51 @@ def check_leaf(
             )
 
 
-def check_complete(conn: sa.Connection, run: sa.Row) -> int:
+def check_complete(conn: sa.Connection, run: Run) -> int:
     """Every shard was checked when written; here only that they add up to every user x movie."""
-    table = run_table(run.run_id)
-    stats = conn.execute(
-        sa.text(
-            f"SELECT (SELECT count(*) FROM {table}) AS rows, (SELECT count(*) FROM recsys.users) AS all_users, "
-            f"(SELECT count(*) FROM recsys.movies) AS all_movies"
+    # The run table is not attached yet, so it is counted by its own name (see runs.run_table_sql).
+    rows, all_users, all_movies = (
+        dbapi(conn)
+        .execute(
+            sql.SQL(
+                "SELECT (SELECT count(*) FROM {}) AS rows, (SELECT count(*) FROM recsys.users) AS all_users, "
+                "(SELECT count(*) FROM recsys.movies) AS all_movies"
+            ).format(run_table_sql(run.run_id))
         )
-    ).one()
-    expected = stats.all_users * stats.all_movies
-    if stats.rows != expected:
+        .fetchone()
+    )
+    expected = all_users * all_movies
+    if rows != expected:
         raise PublishError(
-            f"run {run.run_id} has {stats.rows} rows; expected {expected} "
-            f"({stats.all_users} users x {stats.all_movies} movies)"
+            f"run {run.run_id} has {rows} rows; expected {expected} ({all_users} users x {all_movies} movies)"
         )
-    return stats.rows
+    return rows
+
+
+def check_published(engine: sa.Engine, run_id: int) -> dict[str, Any]:
+    """Check what readers see now: ``run_id`` is the published run and its ranking is whole.
+
+    Through ``recsys.current_ranked_scores``, as readers read it: users x movies rows,
+    finite ranking scores (any range), predicted ratings within ``RATING_RANGE`` or NULL (a
+    run published before migration 0007), and each user's unseen movies ranked 1..n.
+    Returns ``{"run_id", "rows"}``; raises ``PublishedRankingInvalid`` listing every problem.
+    """
+    low, high = RATING_RANGE
+    with engine.connect() as conn:
+        db = dbapi(conn)
+        published, rows, bad_scores, bad_ratings, expected = queries("ranking").published_stats(db, low=low, high=high)
+        gaps = queries("ranking").published_rank_gaps(db)
+    problems = []
+    if published != run_id:
+        problems.append(f"published run is {published}, expected {run_id} (a newer run won?)")
+    if rows != expected:
+        problems.append(f"{rows} rows, expected users x movies = {expected}")
+    if bad_scores:
+        problems.append(f"{bad_scores} NaN or infinite ranking scores")
+    if bad_ratings:
+        problems.append(f"{bad_ratings} NaN or predicted ratings outside {low:g}-{high:g}")
+    if gaps:
+        problems.append(f"{gaps} user(s) with non-contiguous ranks")
+    if problems:
+        raise PublishedRankingInvalid("published ranking failed validation: " + "; ".join(problems))
+    return {"run_id": published, "rows": rows}

@@ -12,6 +12,9 @@ why in two steps). Readers select through the pointer in the same statement as t
 scores, so each query sees one complete ranking. A run that fails at any point never
 moves the pointer: the previous ranking stays published.
 
+The SQL is in ``sql/queries/ranking.sql``; the statements that create, fill and attach a
+run's own tables are composed here (``runs.run_table_sql``: names are not parameters).
+
 Each pair carries two numbers: ``score``, the ranking score (any finite real; the model's
 list head; ``rank`` orders by it), and ``predicted_rating`` (1-5). Only ``score`` orders.
 """
@@ -24,9 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
+from psycopg import sql
 
+from recsys.db.sql import dbapi, queries
 from recsys.scoring import checks, ranking, runs
-from recsys.scoring.runs import PublishError, run_table, shard_table
+from recsys.scoring.runs import PublishError, Run, run_table_sql, shard_table_sql
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,8 @@ def write_shard(
     user's list; the ranks follow it) and ``ratings[i, j]`` its predicted rating (within
     ``checks.RATING_RANGE``). Both are stored as float32 (``real``), and the ranks are
     computed from the float32 scores, so the stored scores order exactly as the stored
-    ranks do.
+    ranks do. ``seen[i, j]`` marks the pairs the user rated; by default they are read from
+    ``recsys.ratings`` (the nightly job passes the ratings it scored with instead).
     """
     run = runs.run_info(engine, run_id)
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
@@ -74,32 +80,40 @@ def write_shard(
             seen = ranking.seen_mask(conn, user_ids, movie_ids)
         ranks, order = ranking.ranks(scores, seen)
         payload = ranking.encode_rows(user_ids, movie_ids, scores, ratings, ranks, order)
-        table = shard_table(run_id, shard)
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
-        conn.execute(
-            sa.text(
-                f"CREATE TABLE {table} (LIKE recsys.ranked_scores INCLUDING ALL, "
-                f"CHECK (run_id = {int(run_id)} AND shard = {int(shard)}))"
-            )
+        db, table = dbapi(conn), shard_table_sql(run_id, shard)
+        db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+        db.execute(
+            sql.SQL(
+                "CREATE TABLE {} (LIKE recsys.ranked_scores INCLUDING ALL, CHECK (run_id = {} AND shard = {}))"
+            ).format(table, sql.Literal(int(run_id)), sql.Literal(int(shard)))
         )
         # Constant columns come from defaults: the COPY stream carries only what varies.
-        conn.execute(
-            sa.text(f"ALTER TABLE {table} ALTER run_id SET DEFAULT {int(run_id)}, ALTER shard SET DEFAULT {int(shard)}")
+        db.execute(
+            sql.SQL("ALTER TABLE {} ALTER run_id SET DEFAULT {}, ALTER shard SET DEFAULT {}").format(
+                table, sql.Literal(int(run_id)), sql.Literal(int(shard))
+            )
         )
-        cursor = conn.connection.cursor()
-        with cursor.copy(f"COPY {table} ({ranking.COPY_COLUMNS}) FROM STDIN WITH (FORMAT binary, FREEZE)") as copy:
+        cursor = db.cursor()
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary, FREEZE)").format(
+            table, sql.SQL(ranking.COPY_COLUMNS)
+        )
+        with cursor.copy(copy_sql) as copy:
             view, chunk = memoryview(payload), 8 << 20
             for start in range(0, len(view), chunk):
                 copy.write(view[start : start + chunk])
         if cursor.rowcount != scores.size:
             raise PublishError(f"shard {shard}: COPY stored {cursor.rowcount} rows of {scores.size}")
         # Unique: a user's ranks can never repeat, checked by the index build itself.
-        conn.execute(sa.text(f"CREATE UNIQUE INDEX ON {table} (user_id, rank)"))
+        db.execute(sql.SQL("CREATE UNIQUE INDEX ON {} (user_id, rank)").format(table))
         checks.check_leaf(
             conn, table, shard, user_ids, movie_ids, scores, ratings, ranks, order, seed=run_id * 1000 + shard
         )
-        conn.execute(sa.text(f"ANALYZE {table}"))
-        conn.execute(sa.text(f"ALTER TABLE {run_table(run_id)} ATTACH PARTITION {table} FOR VALUES IN ({shard})"))
+        db.execute(sql.SQL("ANALYZE {}").format(table))
+        db.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                run_table_sql(run_id), table, sql.Literal(int(shard))
+            )
+        )
         runs.record_shard_done(conn, run_id, shard)
     rows = scores.size
     log.info("run %d shard %d: wrote %d rows for %d users", run_id, shard, rows, len(user_ids))
@@ -117,42 +131,38 @@ def publish_run(engine: sa.Engine, run_id: int) -> PublishedRun:
     every query that started before the attach has finished, then move the pointer.
     """
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
-        lock.execute(sa.text("SELECT pg_advisory_lock(:id)"), {"id": PUBLISH_LOCK_ID})
+        queries("ranking").lock_publishing(dbapi(lock), lock_id=PUBLISH_LOCK_ID)
         try:
             with engine.begin() as conn:
                 run = _publishable(conn, run_id)
                 rows = checks.check_complete(conn, run)
                 if not runs.is_attached(conn, run_id):
-                    conn.execute(
-                        sa.text(
-                            f"ALTER TABLE recsys.ranked_scores ATTACH PARTITION {run_table(run_id)} "
-                            f"FOR VALUES IN ({run_id})"
+                    dbapi(conn).execute(
+                        sql.SQL("ALTER TABLE recsys.ranked_scores ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                            run_table_sql(run_id), sql.Literal(int(run_id))
                         )
                     )
-            attached_at = lock.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+            attached_at = queries("ranking").clock(dbapi(lock))
             _wait_for_queries_started_before(lock, attached_at)
             with engine.begin() as conn:
                 run = _publishable(conn, run_id)
                 _move_pointer(conn, run, rows)
         finally:
-            lock.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": PUBLISH_LOCK_ID})
+            queries("ranking").unlock_publishing(dbapi(lock), lock_id=PUBLISH_LOCK_ID)
     log.info("published run %d (%d rows, model %s)", run_id, rows, run.model_version)
     return PublishedRun(run_id, run.model_version, rows, run.users, run.movies)
 
 
-def _publishable(conn: sa.Connection, run_id: int) -> sa.Row:
+def _publishable(conn: sa.Connection, run_id: int) -> Run:
     """The run, locked, if it is complete and newer than what is published."""
-    run = conn.execute(
-        sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r FOR UPDATE"), {"r": run_id}
-    ).first()
+    row = queries("ranking").lock_run(dbapi(conn), run_id=run_id)
+    run = None if row is None else Run._make(row)
     if run is None or run.status != "running":
         raise PublishError(f"run {run_id} cannot be published (status {run.status if run else 'unknown'})")
     missing = sorted(set(range(run.shards)) - set(run.shards_done))
     if missing:
         raise PublishError(f"run {run_id} is incomplete: shard(s) {missing} not written")
-    newer = conn.execute(
-        sa.text("SELECT run_id FROM recsys.published_ranking WHERE run_id > :r"), {"r": run_id}
-    ).scalar()
+    newer = queries("ranking").newer_published_run(dbapi(conn), run_id=run_id)
     if newer is not None:
         raise PublishError(f"run {run_id} is older than the published run {newer}; not publishing")
     return run
@@ -166,38 +176,13 @@ def _wait_for_queries_started_before(conn: sa.Connection, moment, timeout_s: flo
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        waiting = conn.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'active' AND pid <> pg_backend_pid() AND query_start < :moment"
-            ),
-            {"moment": moment},
-        ).scalar_one()
-        if not waiting:
+        if not queries("ranking").queries_started_before(dbapi(conn), moment=moment):
             return
         time.sleep(0.01)
 
 
-def _move_pointer(conn: sa.Connection, run: sa.Row, rows: int) -> None:
-    conn.execute(
-        sa.text(
-            "UPDATE recsys.precompute_runs SET status = 'superseded' "
-            "WHERE run_id = (SELECT run_id FROM recsys.published_ranking)"
-        )
-    )
-    conn.execute(
-        sa.text(
-            "INSERT INTO recsys.published_ranking (run_id, model_version, published_at) "
-            "VALUES (:r, :v, now()) ON CONFLICT (singleton) DO UPDATE "
-            "SET run_id = EXCLUDED.run_id, model_version = EXCLUDED.model_version, "
-            "published_at = EXCLUDED.published_at"
-        ),
-        {"r": run.run_id, "v": run.model_version},
-    )
-    conn.execute(
-        sa.text(
-            "UPDATE recsys.precompute_runs SET status = 'published', rows = :rows, "
-            "finished_at = now(), published_at = now() WHERE run_id = :r"
-        ),
-        {"rows": rows, "r": run.run_id},
-    )
+def _move_pointer(conn: sa.Connection, run: Run, rows: int) -> None:
+    db = dbapi(conn)
+    queries("ranking").supersede_published(db)
+    queries("ranking").point_to(db, run_id=run.run_id, model_version=run.model_version)
+    queries("ranking").mark_published(db, run_id=run.run_id, rows=rows)

@@ -24,7 +24,7 @@ from recsys.data.movielens import MovieLens
 from recsys.db.store import load_movielens
 from recsys.scoring import partitions, retention, runs
 from recsys.scoring.commands import DEFAULT_SHARDS
-from recsys.scoring.runs import PublishError
+from recsys.scoring.runs import PublishError, Run
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
 def check_and_write(
     engine: sa.Engine,
     scorer: ShardScorer,
-    run: sa.Row,
+    run: Run,
     shard: int,
     user_ids: np.ndarray,
     scored: tuple[np.ndarray, np.ndarray],

@@ -12,7 +12,8 @@ then the ones the user has rated (no rank), by score the same way. ``predicted_r
 (1-5) is reported beside the score but never orders anything.
 
 Matching is case-insensitive and ignores surrounding whitespace; everything is passed as
-bound parameters (arrays), never spliced into the SQL.
+bound parameters (arrays), never spliced into the SQL. The statement is ``rerank`` in
+``sql/queries/lookup.sql``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from operator import itemgetter
 import psycopg
 import sqlalchemy as sa
 
+from recsys.db.sql import queries
 from recsys.errors import RecsysError
 from recsys.scoring import title_match
 from recsys.scoring.title_match import TitleSuggestions
@@ -99,58 +101,9 @@ class RerankResult:
         return self
 
 
-# pub: the published run. requested: each requested title or id with its movie(s), or one
-# row of NULLs when nothing matches; a title matches exactly, else case-insensitively, with
-# one index probe (never a scan of all movies). The requested movies are then joined to
-# the user's rows of the published run: one index range scan of those rows, hashed against
-# the candidates (the leaves have no (user_id, movie_id) index, so that scan, ~0.3 ms for
-# 1,682 movies, is the floor). The part-0 row always exists when a run is published and
-# says whether the user is in it. psycopg placeholders: run by the driver. Against the
-# previous statement (exact titles hash-joined against every movie, a second probe per
-# title for the case-insensitive fallback, the user's scores in their own CTE), measured
-# in a loop of 100-title requests (generic plans): 0.69-0.70 ms of PostgreSQL CPU per
-# request against 0.75-0.84 ms; the rows are the same.
-#
-# Rows are (part, position, ...): part 0 is the run, 1 a requested title, 2 a requested
-# id; position is the item's place in the request. build_result sorts by them, so lists
-# such as unknown_titles follow the request whatever join order the planner picks (an
-# ORDER BY here cost ~0.08 ms of PostgreSQL CPU per 100 candidates, sorting the wide rows).
-#
-# The candidates arrive as two text parameters, a JSON array of titles and an integer
-# array literal, not as Python lists: psycopg quotes a list into an array literal element
-# by element in Python, 190 us of the API's CPU for 100 titles, where json.dumps (C)
-# takes ~11 us and passing the text ~1 us; PostgreSQL parses either in microseconds.
-RERANK_SQL = """
-WITH pub AS MATERIALIZED (
-    SELECT run_id, model_version, published_at FROM recsys.published_ranking LIMIT 1  -- a singleton; tells the planner
-), requested AS (
-    SELECT 1 AS part, t.position, t.title AS requested_title, NULL::integer AS requested_id, m.movie_id, m.title, m.genres
-    FROM json_array_elements_text(CAST(%(titles)s AS json)) WITH ORDINALITY AS t(title, position)
-    LEFT JOIN LATERAL (  -- the exact matches if any (they sort first and tie), else all case-insensitive ones
-        SELECT movie_id, title, genres FROM recsys.movies WHERE lower(title) = lower(t.title)
-        ORDER BY title = t.title DESC FETCH FIRST 1 ROW WITH TIES
-    ) m ON true
-    UNION ALL
-    SELECT 2, i.position, NULL, i.movie_id, m.movie_id, m.title, m.genres
-    FROM unnest(CAST(%(movie_ids)s AS integer[])) WITH ORDINALITY AS i(movie_id, position)
-    LEFT JOIN LATERAL (
-        SELECT movie_id, title, genres FROM recsys.movies WHERE movie_id = i.movie_id LIMIT 1
-    ) m ON true
-)
-SELECT 0 AS part, 0 AS position, NULL::text AS requested_title, NULL::integer AS requested_id,
-       NULL::integer AS movie_id, NULL::text AS title, NULL::text[] AS genres,
-       NULL::real AS score, NULL::integer AS rank, NULL::boolean AS seen, NULL::real AS predicted_rating,
-       p.run_id, p.model_version, p.published_at,
-       EXISTS (SELECT 1 FROM recsys.ranked_scores s
-               WHERE s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s) AS user_known
-FROM pub p
-UNION ALL
-SELECT r.part, r.position, r.requested_title, r.requested_id, r.movie_id, r.title, r.genres, s.score, s.rank, s.seen,
-       s.predicted_rating, NULL, NULL, NULL, NULL
-FROM requested r
-LEFT JOIN recsys.ranked_scores s
-       ON s.run_id = (SELECT run_id FROM pub) AND s.user_id = %(user_id)s AND s.movie_id = r.movie_id
-"""
+# The statement that resolves and scores the candidates, in psycopg's %(name)s style
+# (sql/queries/lookup.sql, which says how it reads the published run); the API runs it too.
+RERANK_SQL = queries("lookup").rerank.sql
 
 
 def normalise_title(title: str) -> str:

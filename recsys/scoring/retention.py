@@ -1,9 +1,13 @@
-"""Which runs' tables stay after a publish: the published run attached, a few kept, the rest dropped."""
+"""Which runs' tables stay after a publish: the published run attached, a few kept, the rest dropped.
+
+The SQL is in ``sql/queries/ranking.sql``; detaching and dropping a run's table is ``runs``'s.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from recsys.db.sql import dbapi, queries
 from recsys.scoring.runs import PublishError, detach_run_table, drop_run_table
 
 
@@ -20,30 +24,10 @@ def cleanup(engine: sa.Engine, keep: int = 2) -> list[int]:
     if keep < 0:
         raise PublishError(f"keep must be >= 0, got {keep}")
     with engine.begin() as conn:
-        doomed = (
-            conn.execute(
-                sa.text(
-                    "SELECT run_id FROM (SELECT run_id FROM recsys.precompute_runs WHERE status = 'failed' "
-                    "UNION SELECT run_id FROM (SELECT run_id FROM recsys.precompute_runs "
-                    "WHERE status = 'superseded' ORDER BY run_id DESC OFFSET :keep) old) r "
-                    "WHERE to_regclass('recsys.ranked_scores_r' || run_id) IS NOT NULL"
-                ),
-                {"keep": keep},
-            )
-            .scalars()
-            .all()
-        )
-        attached = set(
-            conn.execute(
-                sa.text(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'recsys.ranked_scores'::regclass"
-                )
-            ).scalars()
-        )
-        superseded = conn.execute(
-            sa.text("SELECT run_id FROM recsys.precompute_runs WHERE status = 'superseded'")
-        ).scalars()
+        db = dbapi(conn)
+        doomed = [run_id for (run_id,) in queries("ranking").doomed_runs(db, keep=keep)]
+        attached = {name for (name,) in queries("ranking").attached_tables(db)}
+        superseded = [run_id for (run_id,) in queries("ranking").superseded_runs(db)]
         retired = sorted(r for r in superseded if f"ranked_scores_r{r}" in attached and r not in doomed)
     for run_id in retired:
         detach_run_table(engine, run_id)
@@ -53,11 +37,5 @@ def cleanup(engine: sa.Engine, keep: int = 2) -> list[int]:
         dropped.append(run_id)
     if dropped:
         with engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "UPDATE recsys.precompute_runs SET status = 'dropped' "
-                    "WHERE run_id = ANY(:ids) AND status = 'superseded'"
-                ),
-                {"ids": dropped},
-            )
+            queries("ranking").mark_dropped(dbapi(conn), run_ids=dropped)
     return dropped

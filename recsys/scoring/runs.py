@@ -4,15 +4,21 @@ A run is a row of ``recsys.precompute_runs`` and a partitioned table
 ``recsys.ranked_scores_r<run>`` (one leaf ``..._s<shard>`` per shard, written by
 ``partitions.write_shard``). This module owns the row and the table's life: created by
 ``start_run``, detached and dropped here when the run fails or ``retention`` retires it.
+The SQL is in ``sql/queries/ranking.sql``, but for the statements that name a run's own
+tables (``run_table_sql``).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlalchemy as sa
+from psycopg import sql
 
+from recsys.db.sql import dbapi, queries
 from recsys.errors import RecsysError
 
 log = logging.getLogger(__name__)
@@ -22,12 +28,41 @@ class PublishError(RecsysError):
     """A run cannot be written or published; the published ranking is unchanged."""
 
 
+class Run(NamedTuple):
+    """A row of ``recsys.precompute_runs`` (``run_info``), its columns in table order."""
+
+    run_id: int
+    model_version: str
+    status: str
+    shards: int
+    shards_done: list[int]
+    users: int | None
+    movies: int | None
+    rows: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    published_at: datetime | None
+    error: str | None
+
+
 def run_table(run_id: int) -> str:
     return f"recsys.ranked_scores_r{int(run_id)}"
 
 
 def shard_table(run_id: int, shard: int) -> str:
     return f"recsys.ranked_scores_r{int(run_id)}_s{int(shard)}"
+
+
+# A run's tables are named by its id (a leaf also by its shard): identifiers, which no bound
+# parameter can stand for, so the statements that name them are composed with psycopg.sql,
+# from integers only. They render unquoted, as the names were always written, so the
+# statement text that monitoring (and tests/test_faults.py) matches stays the same.
+def run_table_sql(run_id: int) -> sql.Composed:
+    return sql.SQL("recsys.ranked_scores_r{}").format(sql.Literal(int(run_id)))
+
+
+def shard_table_sql(run_id: int, shard: int) -> sql.Composed:
+    return sql.SQL("recsys.ranked_scores_r{}_s{}").format(sql.Literal(int(run_id)), sql.Literal(int(shard)))
 
 
 def champion_version(engine: sa.Engine) -> str:
@@ -51,35 +86,26 @@ def start_run(engine: sa.Engine, model_version: str | None, shards: int) -> int:
         ).first()
         if known is None:
             raise PublishError(f"unknown model version {model_version!r}")
-        run_id = conn.execute(
-            sa.text(
-                "INSERT INTO recsys.precompute_runs (model_version, shards, users, movies) "
-                "VALUES (:v, :shards, (SELECT count(*) FROM recsys.users), "
-                "(SELECT count(*) FROM recsys.movies)) RETURNING run_id"
-            ),
-            {"v": model_version, "shards": shards},
-        ).scalar_one()
-        conn.execute(sa.text(f"CREATE TABLE {run_table(run_id)} (LIKE recsys.ranked_scores) PARTITION BY LIST (shard)"))
+        db = dbapi(conn)
+        run_id = queries("ranking").insert_run(db, model_version=model_version, shards=shards)
+        db.execute(
+            sql.SQL("CREATE TABLE {} (LIKE recsys.ranked_scores) PARTITION BY LIST (shard)").format(
+                run_table_sql(run_id)
+            )
+        )
         # The newest run wins: an older run still 'running' was killed or lost the race, and
         # can no longer publish; `cleanup` drops its tables.
-        conn.execute(
-            sa.text(
-                "UPDATE recsys.precompute_runs SET status = 'failed', finished_at = now(), "
-                "error = 'abandoned: run ' || :r || ' started before it finished' "
-                "WHERE status = 'running' AND run_id < :r"
-            ),
-            {"r": run_id},
-        )
+        queries("ranking").abandon_older_runs(db, run_id=run_id)
     log.info("started precompute run %d for model %s with %d shard(s)", run_id, model_version, shards)
     return run_id
 
 
-def run_info(engine: sa.Engine, run_id: int) -> sa.Row:
+def run_info(engine: sa.Engine, run_id: int) -> Run:
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT * FROM recsys.precompute_runs WHERE run_id = :r"), {"r": run_id}).first()
+        row = queries("ranking").run_info(dbapi(conn), run_id=run_id)
     if row is None:
         raise PublishError(f"unknown precompute run {run_id}")
-    return row
+    return Run._make(row)
 
 
 def shard_users(user_ids: np.ndarray, shard: int, shards: int) -> np.ndarray:
@@ -88,26 +114,13 @@ def shard_users(user_ids: np.ndarray, shard: int, shards: int) -> np.ndarray:
 
 def record_shard_done(conn: sa.Connection, run_id: int, shard: int) -> None:
     """Add ``shard`` to the run's ``shards_done`` (once, sorted), in the transaction that wrote it."""
-    conn.execute(
-        sa.text(
-            "UPDATE recsys.precompute_runs SET shards_done = "
-            "(SELECT array_agg(DISTINCT s ORDER BY s) FROM unnest(array_append(shards_done, :shard)) s) "
-            "WHERE run_id = :run"
-        ),
-        {"shard": shard, "run": run_id},
-    )
+    queries("ranking").record_shard_done(dbapi(conn), run_id=run_id, shard=shard)
 
 
 def fail_run(engine: sa.Engine, run_id: int, error: str) -> None:
     """Record the failure and drop the run's tables; the published ranking is untouched."""
     with engine.begin() as conn:
-        updated = conn.execute(
-            sa.text(
-                "UPDATE recsys.precompute_runs SET status = 'failed', error = :e, finished_at = now() "
-                "WHERE run_id = :r AND status = 'running'"
-            ),
-            {"e": error[:4000], "r": run_id},
-        ).rowcount
+        updated = queries("ranking").fail_run(dbapi(conn), run_id=run_id, error=error[:4000])
         attached = is_attached(conn, run_id)
     if updated:
         drop_run_table(engine, run_id, attached=attached)
@@ -116,26 +129,39 @@ def fail_run(engine: sa.Engine, run_id: int, error: str) -> None:
 
 def is_attached(conn: sa.Connection, run_id: int) -> bool:
     """Whether the run's table is a partition of ``recsys.ranked_scores``."""
-    return bool(
-        conn.execute(
-            sa.text(
-                "SELECT 1 FROM pg_inherits WHERE inhparent = 'recsys.ranked_scores'::regclass "
-                "AND inhrelid = to_regclass(:t)"
-            ),
-            {"t": run_table(run_id)},
-        ).first()
-    )
+    return bool(queries("ranking").is_attached(dbapi(conn), table_name=run_table(run_id)))
 
 
 def drop_run_table(engine: sa.Engine, run_id: int, *, attached: bool) -> None:
     if attached:
         detach_run_table(engine, run_id)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS {run_table(run_id)}"))
+        dbapi(conn).execute(sql.SQL("DROP TABLE IF EXISTS {}").format(run_table_sql(run_id)))
     log.info("dropped the tables of precompute run %d", run_id)
 
 
 def detach_run_table(engine: sa.Engine, run_id: int) -> None:
     """Detach CONCURRENTLY: no lock that blocks readers, and it waits for queries that may still read it."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"ALTER TABLE recsys.ranked_scores DETACH PARTITION {run_table(run_id)} CONCURRENTLY"))
+        dbapi(conn).execute(
+            sql.SQL("ALTER TABLE recsys.ranked_scores DETACH PARTITION {} CONCURRENTLY").format(run_table_sql(run_id))
+        )
+
+
+def ranking_status(conn: sa.Connection, runs: int = 5) -> dict[str, Any]:
+    """The published run (None before the first publish) and the newest ``runs`` runs, as dicts.
+
+    For the status page; ``conn``'s transaction gives it one snapshot with whatever else it reads.
+    """
+    published = _dicts(queries("ranking").published_run_cursor(dbapi(conn)))
+    return {
+        "published": published[0] if published else None,
+        "precompute_runs": _dicts(queries("ranking").recent_runs_cursor(dbapi(conn), limit=runs)),
+    }
+
+
+def _dicts(cursor_context: Any) -> list[dict[str, Any]]:
+    """The rows of an aiosql ``..._cursor`` query, each a dict keyed by its column names."""
+    with cursor_context as cur:
+        names = [column.name for column in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]

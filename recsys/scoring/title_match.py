@@ -1,6 +1,6 @@
 """Closest movie titles for a title that matches none: the suggestions of the API and the rerank DAG.
 
-A rerank title resolves only by a case-insensitive exact match (``rerank.RERANK_SQL``);
+A rerank title resolves only by a case-insensitive exact match (``rerank`` in sql/queries/lookup.sql);
 anything else is *unknown*. For each unknown title the caller gets up to ``SUGGESTIONS``
 movies, in this order:
 
@@ -32,13 +32,15 @@ from typing import Any
 from rapidfuzz import fuzz, process
 from rapidfuzz.utils import default_process
 
+from recsys.db.sql import queries
+
 SUGGESTIONS = 3
 MIN_SCORE = 70.0  # token_sort_ratio 0-100; below it the "closest" title is noise
 _YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-# The newest ingestion is what recsys.movies holds; its fingerprint too, so two databases loaded
-# differently in one process (tests) never share an index by an equal dataset_id.
-DATASET_SQL = "SELECT dataset_id, fingerprint FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1"
-TITLES_SQL = "SELECT movie_id, title FROM recsys.movies ORDER BY movie_id"
+# The data set the titles belong to, and the titles (sql/queries/lookup.sql): statement text
+# for a psycopg connection, sync or async, or the API's pool.
+DATASET_SQL = queries("lookup").latest_dataset.sql
+TITLES_SQL = queries("lookup").titles.sql
 
 
 @dataclass(frozen=True)
