@@ -17,11 +17,9 @@ from typing import Any
 from airflow.sdk import Param, dag, get_current_context, task
 from movielens_common import START_DATE, default_args, recsys_engine
 
-MAX_CANDIDATES = 1000  # recsys.scoring.rerank.MAX_CANDIDATES
-MAX_TITLE = 300  # the longest MovieLens 100K title is 81 characters
-MAX_K = 1000
-MAX_ID = 2_147_483_647  # PostgreSQL integer
-NO_CONTROL_CHARS = r"^[^\u0000-\u001F\u007F]+$"
+from recsys.scoring.rerank_limits import MAX_CANDIDATES, MAX_K, NO_CONTROL_CHARS
+from recsys.scoring.rerank_limits import MAX_TITLE_CHARS as MAX_TITLE
+from recsys.scoring.rerank_limits import PG_INT_MAX as MAX_ID
 
 CANDIDATE_SCHEMA = {
     "oneOf": [

@@ -13,13 +13,13 @@ from test_api_support import Published, as_role, baseline, current_baseline, db_
 
 from recsys.db.engine import make_engine
 from recsys.scoring.rerank import (
-    MAX_CANDIDATES,
     NoPublishedRanking,
     TooManyCandidates,
     UnknownUser,
     build_result,
     rerank,
 )
+from recsys.scoring.rerank_limits import MAX_CANDIDATES
 
 ORIGINAL = ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]
 

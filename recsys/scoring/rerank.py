@@ -30,13 +30,8 @@ import sqlalchemy as sa
 from recsys.db.sql import queries
 from recsys.errors import RecsysError
 from recsys.scoring import title_match
+from recsys.scoring.rerank_limits import MAX_PER_REQUEST
 from recsys.scoring.title_match import TitleSuggestions
-
-MAX_CANDIDATES = 1000  # per list of a request (the API's candidate_movies, candidate_movie_ids)
-# Titles and ids together: both lists full. A per-list limit is what JSON Schema can state
-# exactly (maxItems); a limit on the sum took 1,001 anyOf branches, which Swagger UI could not draw.
-MAX_PER_REQUEST = 2 * MAX_CANDIDATES
-MAX_K = 1000  # the API's and the DAG's k: return only the best k
 
 
 class RerankError(RecsysError):
