@@ -35,7 +35,7 @@ from recsys.scoring.runs import PublishError, Run, run_table_sql, shard_table_sq
 
 log = logging.getLogger(__name__)
 
-PUBLISH_LOCK_ID = 7_300_002  # serialises publishes and cleanups
+PUBLISH_LOCK_ID = 7_300_002  # serialises publishes (cleanup needs no lock: it never drops the published run)
 PLAN_GRACE_S = 5.0  # longest wait for in-flight queries between attach and pointer move
 
 

@@ -56,7 +56,7 @@ ORDER BY run_id DESC LIMIT :limit;
 -- ------------------------------------------------------------------ publish (partitions.py)
 
 -- name: lock_publishing(lock_id)!
--- Serialises publishes and cleanups (session level: held across the two transactions).
+-- Serialises publishes (session level: held across the two transactions).
 SELECT pg_advisory_lock(:lock_id);
 
 -- name: unlock_publishing(lock_id)!
