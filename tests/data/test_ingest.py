@@ -27,7 +27,7 @@ from recsys.db.store import load_movielens, replace_movielens
 from recsys.errors import DatabaseUnavailable, DataError, DownloadError
 from recsys.ingest import ingest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RECSYS = Path(sys.executable).parent / "recsys"
 
 SNAPSHOT_SQL = """

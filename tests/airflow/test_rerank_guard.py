@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import airflow_env  # noqa: E402
 
