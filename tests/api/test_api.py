@@ -12,18 +12,11 @@ import numpy as np
 import psycopg
 import pytest
 import sqlalchemy as sa
-from test_api_support import (  # noqa: F401
-    ApiServer,
-    Published,
-    api,
-    as_role,
-    baseline,
-    current_baseline,
-    db_fingerprint,
-)
 
 from recsys.api.db import conninfo
 from recsys.config import PROJECT_ROOT
+from tests.support.api import ApiServer, Published
+from tests.support.db import as_role, db_fingerprint
 
 RERANK = "/recommendation/ranked_recommendation"
 ORIGINAL = {"user_id": "17", "candidate_movies": ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]}
@@ -42,7 +35,7 @@ def assert_error(response, status: int, error: str | None = None) -> dict:
 # --- health, readiness, docs -------------------------------------------------------------
 
 
-def test_health_and_ready(api: ApiServer, current_baseline: Published):  # noqa: F811
+def test_health_and_ready(api: ApiServer, current_baseline: Published):
     assert api.client.get("/health").json() == {"status": "ok"}
     ready = api.client.get("/ready").json()
     assert ready["status"] == "ready"
@@ -50,7 +43,7 @@ def test_health_and_ready(api: ApiServer, current_baseline: Published):  # noqa:
     assert ready["published_at"]
 
 
-def test_openapi_docs_with_examples(api: ApiServer):  # noqa: F811
+def test_openapi_docs_with_examples(api: ApiServer):
     assert "swagger" in api.client.get("/docs").text.lower()
     spec = api.client.get("/openapi.json").json()
     assert {"/recommendation/ranked_recommendation", "/users/{user_id}/recommendations", "/movies"} <= set(
@@ -64,7 +57,7 @@ def test_openapi_docs_with_examples(api: ApiServer):  # noqa: F811
     "titles, ids",
     [(0, 1000), (1, 999), (1000, 0), (1, 1000), (1000, 1000), (1001, 0), (0, 1001), (1000, 1001), (0, 0)],
 )
-def test_openapi_request_schema_is_what_the_server_enforces(api: ApiServer, titles: int, ids: int):  # noqa: F811
+def test_openapi_request_schema_is_what_the_server_enforces(api: ApiServer, titles: int, ids: int):
     """Valid by the published schema exactly when the server accepts it: 1 to 1,000 candidates in each list."""
     spec = api.client.get("/openapi.json").json()
     schema = spec["paths"][RERANK]["post"]["requestBody"]["content"]["application/json"]["schema"]
@@ -101,7 +94,7 @@ def test_serve_rejects_bad_settings_with_one_line(setting: str):
 # --- top-k --------------------------------------------------------------------------------
 
 
-def test_top_k_is_the_published_ranking(api: ApiServer, current_baseline: Published):  # noqa: F811
+def test_top_k_is_the_published_ranking(api: ApiServer, current_baseline: Published):
     body = api.client.get("/users/17/recommendations").json()
     expected = current_baseline.expected_ranking(17).head(10)
     assert body["k"] == 10 and body["user_id"] == 17
@@ -113,7 +106,7 @@ def test_top_k_is_the_published_ranking(api: ApiServer, current_baseline: Publis
     assert all(r["title"] and isinstance(r["genres"], list) for r in body["recommendations"])
 
 
-def test_top_k_is_ordered_by_the_ranking_score_not_the_rating(api: ApiServer, current_baseline: Published):  # noqa: F811
+def test_top_k_is_ordered_by_the_ranking_score_not_the_rating(api: ApiServer, current_baseline: Published):
     recommendations = api.client.get("/users/17/recommendations?k=100").json()["recommendations"]
     scores = [r["score"] for r in recommendations]
     ratings = [r["predicted_rating"] for r in recommendations]
@@ -123,7 +116,7 @@ def test_top_k_is_ordered_by_the_ranking_score_not_the_rating(api: ApiServer, cu
     assert scores != ratings  # two numbers, not one reported twice
 
 
-def test_top_k_sizes(api: ApiServer):  # noqa: F811
+def test_top_k_sizes(api: ApiServer):
     assert len(api.client.get("/users/1/recommendations?k=1").json()["recommendations"]) == 1
     assert len(api.client.get("/users/1/recommendations?k=250").json()["recommendations"]) == 250
 
@@ -131,11 +124,11 @@ def test_top_k_sizes(api: ApiServer):  # noqa: F811
 @pytest.mark.parametrize("path", ["/users/0/recommendations", "/users/abc/recommendations", "/users/1/recommendations?k=0",
                                   "/users/1/recommendations?k=1001", "/users/1/recommendations?k=x",
                                   "/users/99999999999999999999/recommendations", "/users/-1/recommendations"])  # fmt: skip
-def test_top_k_invalid(api: ApiServer, path: str):  # noqa: F811
+def test_top_k_invalid(api: ApiServer, path: str):
     assert_error(api.client.get(path), 422, "invalid_request")
 
 
-def test_top_k_unknown_user_is_404(api: ApiServer):  # noqa: F811
+def test_top_k_unknown_user_is_404(api: ApiServer):
     body = assert_error(api.client.get("/users/99999/recommendations"), 404, "unknown_user")
     assert "99999" in body["detail"]
 
@@ -143,7 +136,7 @@ def test_top_k_unknown_user_is_404(api: ApiServer):  # noqa: F811
 # --- rerank -------------------------------------------------------------------------------
 
 
-def test_rerank_original_payload(api: ApiServer, current_baseline: Published):  # noqa: F811
+def test_rerank_original_payload(api: ApiServer, current_baseline: Published):
     body = api.client.post(RERANK, json=ORIGINAL).json()
     assert body["user_id"] == 17 and body["model_version"] == current_baseline.version
     ranked = body["ranked"]
@@ -155,7 +148,7 @@ def test_rerank_original_payload(api: ApiServer, current_baseline: Published):  
     assert body["unknown_titles"] == [] and body["ambiguous_titles"] == [] and body["duplicates"] == []
 
 
-def test_rerank_order_is_the_published_rank_order(api: ApiServer, current_baseline: Published):  # noqa: F811
+def test_rerank_order_is_the_published_rank_order(api: ApiServer, current_baseline: Published):
     """Unseen candidates in the order of the published ranks (the top-k order), then the seen ones."""
     user = 17
     rated = sorted(m for u, m in current_baseline.seen if u == user)
@@ -184,13 +177,13 @@ def test_rerank_order_is_the_published_rank_order(api: ApiServer, current_baseli
     assert all(r["seen"] for r in ranked[len(unseen) :]) and ranked[-1]["seen"]
 
 
-def test_rerank_integer_user_and_ids(api: ApiServer):  # noqa: F811
+def test_rerank_integer_user_and_ids(api: ApiServer):
     by_title = api.client.post(RERANK, json={**ORIGINAL, "user_id": 17}).json()
     by_id = api.client.post(RERANK, json={"user_id": 17, "candidate_movie_ids": [273, 1, 2]}).json()
     assert [r["movie_id"] for r in by_title["ranked"]] == [r["movie_id"] for r in by_id["ranked"]]
 
 
-def test_rerank_ambiguous_unknown_and_duplicate_titles(api: ApiServer):  # noqa: F811
+def test_rerank_ambiguous_unknown_and_duplicate_titles(api: ApiServer):
     payload = {
         "user_id": 17,
         "candidate_movies": ["Chasing Amy (1997)", "No Such Movie", "Heat (1995)", "Heat (1995)"],
@@ -204,7 +197,7 @@ def test_rerank_ambiguous_unknown_and_duplicate_titles(api: ApiServer):  # noqa:
     assert sorted(r["movie_id"] for r in body["ranked"]) == [246, 268, 273]
 
 
-def test_rerank_takes_integer_ids_in_candidate_movies_as_the_dag_does(api: ApiServer):  # noqa: F811
+def test_rerank_takes_integer_ids_in_candidate_movies_as_the_dag_does(api: ApiServer):
     """Ids in candidate_movies were a 422 pointing nowhere; JSON tells 273 from "273", so they are ranked."""
     mixed = api.client.post(RERANK, json={"user_id": 17, "candidate_movies": ["Toy Story (1995)", 273, 2]})
     by_id = api.client.post(RERANK, json={"user_id": 17, "candidate_movie_ids": [1, 273, 2]}).json()
@@ -217,7 +210,7 @@ def test_rerank_takes_integer_ids_in_candidate_movies_as_the_dag_does(api: ApiSe
         assert len(detail) == 1 and detail[0]["loc"][:3] == ["body", "candidate_movies", 0], detail
 
 
-def test_rerank_k_returns_only_the_best_k(api: ApiServer):  # noqa: F811
+def test_rerank_k_returns_only_the_best_k(api: ApiServer):
     candidates = {"user_id": 17, "candidate_movie_ids": [1, 2, 273, 246, 268], "candidate_movies": ["No Such Movie"]}
     everything = api.client.post(RERANK, json=candidates).json()
     best = api.client.post(RERANK, json={**candidates, "k": 2}).json()
@@ -231,7 +224,7 @@ def test_rerank_k_returns_only_the_best_k(api: ApiServer):  # noqa: F811
     assert "best k" in k_schema["description"]
 
 
-def test_rerank_unknown_titles_get_the_closest_movies(api: ApiServer):  # noqa: F811
+def test_rerank_unknown_titles_get_the_closest_movies(api: ApiServer):
     payload = {"user_id": 17, "candidate_movies": ["Toy Stroy (1995)", "toy story", "Heat", "zzzzqx", "heat (1995)"]}
     body = api.client.post(RERANK, json=payload).json()
     assert body["unknown_titles"] == ["Toy Stroy (1995)", "toy story", "Heat", "zzzzqx"]
@@ -246,11 +239,11 @@ def test_rerank_unknown_titles_get_the_closest_movies(api: ApiServer):  # noqa: 
     assert searched[0]["movie_id"] == by_title["Heat"][0]["movie_id"]
 
 
-def test_rerank_unknown_user_is_404(api: ApiServer):  # noqa: F811
+def test_rerank_unknown_user_is_404(api: ApiServer):
     assert_error(api.client.post(RERANK, json={**ORIGINAL, "user_id": "99999"}), 404, "unknown_user")
 
 
-def test_rerank_1000_candidates_is_fine(api: ApiServer):  # noqa: F811
+def test_rerank_1000_candidates_is_fine(api: ApiServer):
     response = api.client.post(RERANK, json={"user_id": 5, "candidate_movie_ids": list(range(1, 1001))})
     assert response.status_code == 200 and len(response.json()["ranked"]) == 1000
 
@@ -290,7 +283,7 @@ def test_rerank_1000_candidates_is_fine(api: ApiServer):  # noqa: F811
         None,
     ],
 )
-def test_rerank_invalid_payload_is_422(api: ApiServer, payload):  # noqa: F811
+def test_rerank_invalid_payload_is_422(api: ApiServer, payload):
     assert_error(api.client.post(RERANK, json=payload), 422, "invalid_request")
 
 
@@ -298,7 +291,7 @@ def test_rerank_invalid_payload_is_422(api: ApiServer, payload):  # noqa: F811
     "title",
     ["a\x00b", "tab\there", "new\nline", "\x7f", "\x1b[31mred", "x" * 301, "\ud800"],
 )
-def test_rerank_titles_that_postgres_could_not_take_are_422(api: ApiServer, title: str):  # noqa: F811
+def test_rerank_titles_that_postgres_could_not_take_are_422(api: ApiServer, title: str):
     body = json.dumps({"user_id": 17, "candidate_movies": [title]})  # ensure_ascii: \u escapes, even surrogates
     response = api.client.post(RERANK, content=body, headers={"content-type": "application/json"})
     assert_error(response, 422, "invalid_request")
@@ -317,19 +310,19 @@ def test_rerank_titles_that_postgres_could_not_take_are_422(api: ApiServer, titl
         (b'{"user_id": 17, "candidate_movies": ' + b'{"a": ' * 5000 + b"1" + b"}" * 5000 + b"}", "application/json"),
     ],
 )
-def test_rerank_non_json_or_nested_bodies_are_4xx_json(api: ApiServer, body: bytes, content_type: str):  # noqa: F811
+def test_rerank_non_json_or_nested_bodies_are_4xx_json(api: ApiServer, body: bytes, content_type: str):
     response = api.client.post(RERANK, content=body, headers={"content-type": content_type})
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["error"] in ("invalid_request", "bad_request")
 
 
-def test_oversized_body_is_413(api: ApiServer):  # noqa: F811
+def test_oversized_body_is_413(api: ApiServer):
     titles = ["A Long Movie Title (1995)"] * 20_000  # ~600 kB of JSON
     response = api.client.post(RERANK, json={"user_id": 17, "candidate_movies": titles})
     assert_error(response, 413, "body_too_large")
 
 
-def test_oversized_chunked_body_is_413(api: ApiServer):  # noqa: F811
+def test_oversized_chunked_body_is_413(api: ApiServer):
     def chunks():
         yield b'{"user_id": 17, "candidate_movies": ['
         for _ in range(40_000):
@@ -343,7 +336,7 @@ def test_oversized_chunked_body_is_413(api: ApiServer):  # noqa: F811
 # --- title search and unknown routes ------------------------------------------------------
 
 
-def test_movie_search(api: ApiServer):  # noqa: F811
+def test_movie_search(api: ApiServer):
     body = api.client.get("/movies", params={"title": "chasing amy"}).json()
     assert [(m["movie_id"], m["title"]) for m in body["movies"]] == [
         (246, "Chasing Amy (1997)"),
@@ -354,7 +347,7 @@ def test_movie_search(api: ApiServer):  # noqa: F811
     assert len(api.client.get("/movies", params={"title": "the", "limit": 100}).json()["movies"]) == 100
 
 
-def test_movie_search_orders_exact_then_prefixes_then_other_substrings(api: ApiServer):  # noqa: F811
+def test_movie_search_orders_exact_then_prefixes_then_other_substrings(api: ApiServer):
     assert api.client.get("/movies", params={"title": "HEAT (1995)"}).json()["movies"][0]["movie_id"] == 273
     for query in ("heat", "star", "love"):
         movies = api.client.get("/movies", params={"title": query, "limit": 100}).json()["movies"]
@@ -366,7 +359,7 @@ def test_movie_search_orders_exact_then_prefixes_then_other_substrings(api: ApiS
 
 
 @pytest.mark.parametrize("title", ["%", "_", "\\", "'", "%' OR 1=1 --"])
-def test_movie_search_wildcards_are_literal(api: ApiServer, title: str):  # noqa: F811
+def test_movie_search_wildcards_are_literal(api: ApiServer, title: str):
     response = api.client.get("/movies", params={"title": title})
     assert response.status_code == 200
     assert all(title.lower() in m["title"].lower() for m in response.json()["movies"])
@@ -375,11 +368,11 @@ def test_movie_search_wildcards_are_literal(api: ApiServer, title: str):  # noqa
 @pytest.mark.parametrize(
     "params", [{}, {"title": ""}, {"title": "x" * 301}, {"title": "a\x00"}, {"title": "a", "limit": 0}]
 )
-def test_movie_search_invalid(api: ApiServer, params: dict):  # noqa: F811
+def test_movie_search_invalid(api: ApiServer, params: dict):
     assert_error(api.client.get("/movies", params=params), 422, "invalid_request")
 
 
-def test_unknown_route_and_method_are_json(api: ApiServer):  # noqa: F811
+def test_unknown_route_and_method_are_json(api: ApiServer):
     assert_error(api.client.get("/nope"), 404, "not_found")
     assert_error(api.client.get(RERANK), 405, "method_not_allowed")
 
@@ -387,7 +380,7 @@ def test_unknown_route_and_method_are_json(api: ApiServer):  # noqa: F811
 @pytest.mark.parametrize(
     "path", ["/health", "/ready", "/users/17/recommendations?k=3", "/movies?title=heat", "/openapi.json"]
 )
-def test_head_answers_like_get_without_a_body(api: ApiServer, path: str):  # noqa: F811
+def test_head_answers_like_get_without_a_body(api: ApiServer, path: str):
     get, head = api.client.get(path), api.client.head(path)
     assert (head.status_code, get.status_code) == (200, 200)
     assert head.content == b"" and get.content
@@ -395,7 +388,7 @@ def test_head_answers_like_get_without_a_body(api: ApiServer, path: str):  # noq
         assert head.headers[name] == get.headers[name]
 
 
-def test_head_errors_have_no_body_either(api: ApiServer):  # noqa: F811
+def test_head_errors_have_no_body_either(api: ApiServer):
     for path, status in [("/users/99999/recommendations", 404), ("/users/x/recommendations", 422), (RERANK, 405)]:
         head = api.client.head(path)
         assert head.status_code == status and head.content == b""
@@ -417,13 +410,13 @@ def test_head_errors_have_no_body_either(api: ApiServer):  # noqa: F811
         ("/movies?title=heat&limit=0_5", "limit"),
     ],
 )
-def test_integers_in_paths_and_queries_must_be_canonical_digits(api: ApiServer, path: str, name: str):  # noqa: F811
+def test_integers_in_paths_and_queries_must_be_canonical_digits(api: ApiServer, path: str, name: str):
     body = assert_error(api.client.get(path), 422, "invalid_request")
     assert [e["loc"][-1] for e in body["detail"]] == [name]
 
 
 @pytest.mark.parametrize("query", ["title=%ff%fe", "title=heat%c3", "title=%ed%a0%80", "title=heat&limit=%ff"])
-def test_query_that_is_not_utf8_is_422(api: ApiServer, query: str):  # noqa: F811
+def test_query_that_is_not_utf8_is_422(api: ApiServer, query: str):
     body = assert_error(api.client.get(f"/movies?{query}"), 422, "invalid_request")
     assert body["detail"][0]["loc"][0] == "query"
     assert api.client.get("/movies?title=am%C3%A9lie").json()["query"] == "amélie"  # valid UTF-8 is fine
@@ -443,7 +436,7 @@ HOSTILE_TITLES = [
 ]
 
 
-def test_hostile_requests_change_nothing(api: ApiServer, current_baseline: Published):  # noqa: F811
+def test_hostile_requests_change_nothing(api: ApiServer, current_baseline: Published):
     before = db_fingerprint(current_baseline.engine)
     for title in HOSTILE_TITLES:
         body = api.client.post(RERANK, json={"user_id": 17, "candidate_movies": [title, "Heat (1995)"]}).json()
@@ -460,7 +453,7 @@ def test_hostile_requests_change_nothing(api: ApiServer, current_baseline: Publi
 # --- the read-only role ------------------------------------------------------------------
 
 
-def test_read_only_role_cannot_write_even_if_it_asks(current_baseline: Published):  # noqa: F811
+def test_read_only_role_cannot_write_even_if_it_asks(current_baseline: Published):
     # conninfo() keeps a socket host (the managed server's ?host=/dir) as the API itself does
     with psycopg.connect(conninfo(as_role(current_baseline.url)), autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM recsys.movies").fetchone() == (1682,)
@@ -482,7 +475,7 @@ def test_read_only_role_cannot_write_even_if_it_asks(current_baseline: Published
         assert role == (False, False, False)
 
 
-def test_analyst_view_top_recommendations(current_baseline: Published):  # noqa: F811
+def test_analyst_view_top_recommendations(current_baseline: Published):
     engine = sa.create_engine(as_role(current_baseline.url).replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:
         rows = conn.execute(
@@ -499,7 +492,7 @@ def test_analyst_view_top_recommendations(current_baseline: Published):  # noqa:
 # --- rate limit ----------------------------------------------------------------------------
 
 
-def test_rate_limit_is_429_json(baseline: Published):  # noqa: F811
+def test_rate_limit_is_429_json(baseline: Published):
     server = ApiServer(as_role(baseline.url), rate_limit="5/second")
     try:
         statuses = [server.client.get("/health").status_code for _ in range(12)]

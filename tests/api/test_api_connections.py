@@ -17,7 +17,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_api_support import ApiServer, Published, as_role, baseline  # noqa: F401
+
+from tests.support.api import ApiServer, Published
+from tests.support.db import as_role
 
 OTHER_ADDRESS = "127.0.0.2"
 SLACK_S = 1.5  # scheduling on a shared 2-core machine
@@ -25,7 +27,7 @@ HALF_SENT = b"GET /users/17/recommendations HTT"  # no end of line, no headers
 
 
 @contextlib.contextmanager
-def server(baseline: Published, **settings: str) -> Iterator[ApiServer]:  # noqa: F811
+def server(baseline: Published, **settings: str) -> Iterator[ApiServer]:
     api = ApiServer(as_role(baseline.url), **settings)
     try:
         yield api
@@ -82,7 +84,7 @@ def json_body(raw: bytes) -> dict:
     return json.loads(body)
 
 
-def test_idle_and_half_sent_connections_do_not_lock_others_out(baseline: Published):  # noqa: F811
+def test_idle_and_half_sent_connections_do_not_lock_others_out(baseline: Published):
     """600 idle or half-sent sockets from one address (more than the 512 requests in progress
     a worker takes): another client is served, the address's sockets beyond its cap get a
     JSON 429 at once, and the rest are closed when the head deadline passes."""
@@ -114,7 +116,7 @@ def test_idle_and_half_sent_connections_do_not_lock_others_out(baseline: Publish
         assert api.client.get("/health").status_code == 200  # the address is welcome again
 
 
-def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_deadline(baseline: Published):  # noqa: F811
+def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_deadline(baseline: Published):
     timeout_s = 1.0
     with server(baseline, header_timeout_s=str(timeout_s)) as api:
         sock = socket.create_connection(("127.0.0.1", api.port), timeout=5)
@@ -134,7 +136,7 @@ def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_deadline(baseline: Pub
         assert timeout_s - 0.2 <= elapsed <= timeout_s + SLACK_S
 
 
-def test_requests_in_progress_beyond_the_limit_get_json_503_and_slow_bodies_are_cut(baseline: Published):  # noqa: F811
+def test_requests_in_progress_beyond_the_limit_get_json_503_and_slow_bodies_are_cut(baseline: Published):
     body_timeout_s, limit = 1.5, 8
     settings = {"body_timeout_s": str(body_timeout_s), "max_concurrency": str(limit)}
     head = (
@@ -161,7 +163,7 @@ def test_requests_in_progress_beyond_the_limit_get_json_503_and_slow_bodies_are_
         assert other.get("/users/17/recommendations").status_code == 200
 
 
-def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(baseline: Published):  # noqa: F811
+def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(baseline: Published):
     """From loopback, distinct X-Forwarded-For values used to get a fresh rate limit each."""
 
     def statuses(api: ApiServer, forwarded: list[str]) -> list[int]:
@@ -187,7 +189,7 @@ def test_trusted_proxies_must_be_addresses(value: str):
 
 
 @pytest.mark.slow
-def test_a_thousand_slow_sockets_at_default_settings(baseline: Published):  # noqa: F811
+def test_a_thousand_slow_sockets_at_default_settings(baseline: Published):
     """The defaults (10 s head deadline, 128 connections per address): other clients keep
     being served throughout, and every slow socket is gone by the deadline."""
     with server(baseline) as api, other_client(api) as other:

@@ -18,12 +18,13 @@ import psycopg
 import pytest
 from limits import parse_many
 from pydantic_core import to_json
-from test_api_support import ApiServer, Published, api, as_role, baseline, current_baseline  # noqa: F401
 
 from recsys.api import db, queries, schemas
 from recsys.api.limits import MemoryMovingWindow
 from recsys.api.settings import ApiSettings
 from recsys.scoring.rerank import AmbiguousTitle, RankedCandidate, RerankResult
+from tests.support.api import ApiServer, Published
+from tests.support.db import as_role
 
 RERANK = "/recommendation/ranked_recommendation"
 PUBLISHED_AT = datetime(2026, 11, 26, 23, 55, 36, 291711, tzinfo=UTC)
@@ -107,7 +108,7 @@ def test_search_and_ready_documents_serialise_as_the_models():
         ("GET", "/ready", None, schemas.Ready),
     ],
 )
-def test_live_bodies_are_the_models_serialisation(api: ApiServer, method, path, body, model):  # noqa: F811
+def test_live_bodies_are_the_models_serialisation(api: ApiServer, method, path, body, model):
     response = api.client.request(method, path, json=body)
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
     model = model or schemas.RerankResponse
@@ -115,7 +116,7 @@ def test_live_bodies_are_the_models_serialisation(api: ApiServer, method, path, 
     assert int(response.headers["content-length"]) == len(response.content)
 
 
-def test_rerank_lists_follow_the_request_order(api: ApiServer):  # noqa: F811
+def test_rerank_lists_follow_the_request_order(api: ApiServer):
     titles = ["zz unknown", "Chasing Amy (1997)", "aa unknown", "HEAT (1995)", "mm unknown", "chasing amy (1997)"]
     body = api.client.post(
         RERANK, json={"user_id": 17, "candidate_movies": titles, "candidate_movie_ids": [9999, 5555]}
@@ -175,7 +176,7 @@ async def _replaced_connection(url: str, admin: str, idle_s: float) -> tuple[int
 
 @pytest.mark.parametrize("idle", [False, True], ids=["busy-connection-retried", "idle-connection-checked"])
 def test_fetch_survives_a_connection_the_server_closed(
-    baseline: Published,  # noqa: F811
+    baseline: Published,
     monkeypatch: pytest.MonkeyPatch,
     idle: bool,
 ):
@@ -190,7 +191,7 @@ def test_fetch_survives_a_connection_the_server_closed(
     assert stats.get("returns_bad", 0) == (0 if idle else 1)  # a read failed on it and was retried
 
 
-def test_fetch_does_not_retry_a_timeout(baseline: Published):  # noqa: F811
+def test_fetch_does_not_retry_a_timeout(baseline: Published):
     async def scenario() -> None:
         url = as_role(baseline.url)
         pool = db.create_pool(ApiSettings(database_url=url, pool_size=1, max_overflow=0, statement_timeout_ms=50), url)

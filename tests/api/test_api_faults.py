@@ -19,22 +19,15 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from test_api_support import (  # noqa: F401
-    ApiServer,
-    Published,
-    TempPostgres,
-    api,
-    as_role,
-    baseline,
-    current_baseline,
-    publish_expected,
-)
 
 from recsys.config import Settings
 from recsys.data.synthetic import synthetic_members, write_archive
 from recsys.db.engine import make_engine
 from recsys.db.migrate import migrate
 from recsys.ingest import ingest
+from tests.support.api import ApiServer, Published, publish_expected
+from tests.support.db import as_role
+from tests.support.postgres import TempPostgres
 
 RERANK = "/recommendation/ranked_recommendation"
 OUTAGE_LIMIT_S = 6.0  # connect 2 s + pool wait 1 s + a statement, with margin for a loaded machine
@@ -193,7 +186,7 @@ def _expected_top10(published: Published, users: list[int]) -> dict[int, list[in
     return {u: published.expected_ranking(u).head(10).movie_id.tolist() for u in users}
 
 
-def test_publish_under_load_is_atomic_for_every_response(current_baseline: Published, api: ApiServer):  # noqa: F811
+def test_publish_under_load_is_atomic_for_every_response(current_baseline: Published, api: ApiServer):
     users = list(range(1, 31))
     candidates = [1, 2, 50, 100, 181, 246, 268, 273, 300, 500]
 

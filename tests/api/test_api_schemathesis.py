@@ -13,9 +13,9 @@ import os
 import subprocess
 import sys
 
-from test_api_support import ApiServer, Published, api, baseline, db_fingerprint  # noqa: F401
-
 from recsys.config import PROJECT_ROOT
+from tests.support.api import ApiServer, Published
+from tests.support.db import db_fingerprint
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 from api_fuzz import schemathesis_command
@@ -23,7 +23,7 @@ from api_fuzz import schemathesis_command
 EXAMPLES = int(os.environ.get("RECSYS_API_FUZZ_EXAMPLES", "40"))
 
 
-def test_schemathesis_finds_no_failure(api: ApiServer, baseline: Published):  # noqa: F811
+def test_schemathesis_finds_no_failure(api: ApiServer, baseline: Published):
     before = db_fingerprint(baseline.engine)
     cmd = schemathesis_command(api.base, EXAMPLES)
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -23,10 +23,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
-from test_api_support import ApiServer, as_role, free_port
 
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
+from tests.support.api import ApiServer
+from tests.support.db import as_role
+from tests.support.net import free_port
 
 CHROMIUM = Path(os.environ.get("RECSYS_TEST_CHROMIUM", "/usr/bin/chromium"))
 OPERATION = '.opblock-post .opblock-summary-path[data-path="/recommendation/ranked_recommendation"]'

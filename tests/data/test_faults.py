@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import published, ranking_digest
-from test_ingest import snapshot
+
+from tests.support.db import make_settings, published, ranking_digest, snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -136,8 +136,6 @@ def test_precompute_killed(db_url, db_engine, tiny_champion, with_ranking):
 
 
 def test_ingest_killed_mid_copy(empty_db_url, archive: Path):
-    from conftest import make_settings
-
     from recsys.db.engine import make_engine
     from recsys.ingest import ingest
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import make_settings
 
 from recsys.config import OFFICIAL_UDATA_SHA256
 from recsys.data.movielens import read_archive
@@ -26,27 +25,10 @@ from recsys.db.engine import make_engine
 from recsys.db.store import load_movielens, replace_movielens
 from recsys.errors import DatabaseUnavailable, DataError, DownloadError
 from recsys.ingest import ingest
+from tests.support.db import make_settings, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 RECSYS = Path(sys.executable).parent / "recsys"
-
-SNAPSHOT_SQL = """
-SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies),
-       (SELECT count(*) FROM recsys.ratings), (SELECT count(*) FROM recsys.split_tests),
-       (SELECT md5(string_agg(user_id || ':' || movie_id || ':' || rating || ':' || rated_at, ','
-                              ORDER BY user_id, movie_id)) FROM recsys.ratings),
-       (SELECT md5(string_agg(movie_id || title || coalesce(release_year, 0) || array_to_string(genres, '/'), ','
-                              ORDER BY movie_id)) FROM recsys.movies),
-       (SELECT count(*) FROM recsys.datasets)
-"""
-
-
-def snapshot(url: str) -> tuple:
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        row = tuple(conn.execute(sa.text(SNAPSHOT_SQL)).one())
-    engine.dispose()
-    return row
 
 
 @pytest.fixture

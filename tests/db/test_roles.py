@@ -18,12 +18,13 @@ from pathlib import Path
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
-from test_api_support import TempPostgres, as_role
 
 from recsys.api.db import conninfo, create_pool
 from recsys.api.settings import ApiSettings
 from recsys.config import PROJECT_ROOT
 from recsys.db.migrate import migrate
+from tests.support.db import as_role
+from tests.support.postgres import TempPostgres
 
 TEMP_OBJECTS = [
     "CREATE TEMP TABLE t (x int)",

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import published, ranking_digest
 
 from recsys.db.store import load_movielens
 from recsys.scoring import partitions, ranking, retention, runs
 from recsys.scoring.precompute import precompute, score_shard
 from recsys.scoring.runs import PublishError
+from tests.support.db import published, ranking_digest
 
 USERS, MOVIES = 943, 1682
 

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import published, ranking_digest
 
 from recsys.api.baseline import register_model_version
 from recsys.scoring import from_frame, partitions, ranking, runs
 from recsys.scoring.runs import PublishError
+from tests.support.db import published, ranking_digest
 
 VERSION = "publish-test-two-numbers"
 

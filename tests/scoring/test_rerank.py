@@ -1,6 +1,6 @@
 """recsys.scoring.rerank against the real ML-100K database and a published baseline ranking.
 
-The published ranking's score order differs from its rating order (``test_api_support``),
+The published ranking's score order differs from its rating order (``tests/support/api.py``),
 so ordering or reporting by the wrong number shows up.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from test_api_support import Published, as_role, baseline, current_baseline, db_fingerprint  # noqa: F401
 
 from recsys.db.engine import make_engine
 from recsys.scoring.rerank import (
@@ -20,19 +19,21 @@ from recsys.scoring.rerank import (
     build_result,
     rerank,
 )
+from tests.support.api import Published
+from tests.support.db import as_role, db_fingerprint
 
 ORIGINAL = ["Toy Story (1995)", "GoldenEye (1995)", "Heat (1995)"]
 
 
 @pytest.fixture
-def conn(current_baseline: Published):  # noqa: F811
+def conn(current_baseline: Published):
     engine = make_engine(as_role(current_baseline.url))  # the API's read-only role
     with engine.connect() as connection:
         yield connection
     engine.dispose()
 
 
-def test_original_payload_is_ranked_by_the_published_scores(conn, current_baseline):  # noqa: F811
+def test_original_payload_is_ranked_by_the_published_scores(conn, current_baseline):
     result = rerank(conn, 17, ORIGINAL)
     assert result.model_version == current_baseline.version
     assert result.run_id == current_baseline.run_id
@@ -61,7 +62,7 @@ def published_order(conn, user_id: int, movie_ids: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize("user_id", [17, 42, 405])
-def test_rerank_order_is_the_published_rank_order(conn, current_baseline, user_id):  # noqa: F811
+def test_rerank_order_is_the_published_rank_order(conn, current_baseline, user_id):
     """Unseen candidates by published rank, then seen ones by score; never by the rating."""
     rated = sorted(m for u, m in current_baseline.seen if u == user_id)
     candidates = sorted(set(range(1, 1683, 7)) | set(rated[:40]))
@@ -101,7 +102,7 @@ def test_build_result_orders_by_rank_then_seen_by_score():
     assert [c.predicted_rating for c in result.ranked] == [None, 3.0, 3.0, 3.0, 3.0]
 
 
-def test_ranks_are_the_users_ranks_among_unseen_movies(conn, current_baseline):  # noqa: F811
+def test_ranks_are_the_users_ranks_among_unseen_movies(conn, current_baseline):
     order = current_baseline.expected_ranking(17)
     picks = order.movie_id.iloc[[0, 5, 99, 400]].tolist()
     result = rerank(conn, 17, movie_ids=picks[::-1])
@@ -109,7 +110,7 @@ def test_ranks_are_the_users_ranks_among_unseen_movies(conn, current_baseline): 
     assert [c.rank for c in result.ranked] == [1, 6, 100, 401]
 
 
-def test_duplicated_title_reports_every_movie_and_ranks_them_all(conn, current_baseline):  # noqa: F811
+def test_duplicated_title_reports_every_movie_and_ranks_them_all(conn, current_baseline):
     result = rerank(conn, 17, ["Chasing Amy (1997)"])
     assert [(a.title, a.movie_ids) for a in result.ambiguous_titles] == [("Chasing Amy (1997)", [246, 268])]
     assert sorted(c.movie_id for c in result.ranked) == [246, 268]
@@ -142,7 +143,7 @@ def test_reported_lists_follow_the_request_order(conn):
     assert result.unknown_movie_ids == [99_999, 88_888]
 
 
-def test_exact_matches_win_else_every_case_insensitive_match(current_baseline):  # noqa: F811
+def test_exact_matches_win_else_every_case_insensitive_match(current_baseline):
     with current_baseline.engine.connect() as conn:  # owner role; rolled back at the end
         conn.execute(sa.text("INSERT INTO recsys.movies (movie_id, title) VALUES (99997, 'HEAT (1995)')"))
         exact = rerank(conn, 17, ["Heat (1995)"])
@@ -161,7 +162,7 @@ def test_duplicates_are_answered_once_and_reported(conn):
     assert not result.unknown_titles
 
 
-def test_unknown_user_is_a_clear_error(conn, current_baseline):  # noqa: F811
+def test_unknown_user_is_a_clear_error(conn, current_baseline):
     with pytest.raises(UnknownUser, match="user 99999 is not in the published ranking") as info:
         rerank(conn, 99_999, ORIGINAL)
     assert info.value.run_id == current_baseline.run_id
@@ -179,7 +180,7 @@ def test_too_many_candidates(conn):
         rerank(conn, 17, ["x"] * MAX_CANDIDATES, list(range(1, MAX_CANDIDATES + 2)))  # both lists, one over
 
 
-def test_movie_added_after_the_run_is_reported_unscored(current_baseline):  # noqa: F811
+def test_movie_added_after_the_run_is_reported_unscored(current_baseline):
     with current_baseline.engine.connect() as conn:  # owner role; rolled back at the end
         conn.execute(sa.text("INSERT INTO recsys.movies (movie_id, title) VALUES (99998, 'Brand New (2026)')"))
         result = rerank(conn, 17, ["Brand New (2026)", "Heat (1995)"])
@@ -203,7 +204,7 @@ def test_movie_added_after_the_run_is_reported_unscored(current_baseline):  # no
         ":user_id",
     ],
 )
-def test_hostile_titles_are_just_titles(conn, current_baseline, title):  # noqa: F811
+def test_hostile_titles_are_just_titles(conn, current_baseline, title):
     before = db_fingerprint(current_baseline.engine)
     result = rerank(conn, 17, [title, "Heat (1995)"])
     assert result.unknown_titles == [title.strip()]

