@@ -17,20 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import airflow_env
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import airflow_env  # noqa: E402
+from recsys.config import PROJECT_ROOT
+from recsys.db.admin import create_database, drop_database
+from recsys.db.engine import make_engine
 
-AIRFLOW_HOME = airflow_env.isolate_for_tests()  # before anything imports airflow
-
-from recsys.db.admin import create_database, drop_database  # noqa: E402
-from recsys.db.engine import make_engine  # noqa: E402
-
-DAGS = ROOT / "dags"
+DAGS = PROJECT_ROOT / "dags"
 EXPECTED = {
     "movielens_ingest": {
         "tasks": {"load_movielens", "feature_store_updated"},
@@ -264,7 +260,6 @@ def test_the_train_dag_offers_every_preset_the_library_has(dagbag) -> None:
 
 def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
     """One holdout default: the DAG's (recsys.config's, read at parse time) equals the CLI's."""
-    sys.path.insert(0, str(DAGS))
     from movielens_common import DEFAULT_HOLDOUT
 
     from recsys.data.splits import make_split
@@ -279,7 +274,6 @@ def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
 
 def test_rerank_request_check_is_the_api_model_with_short_reasons() -> None:
     """The in-task check is the API's RerankRequest: same refusals, one short line, never the list."""
-    sys.path.insert(0, str(DAGS))
     from movielens_rerank import InvalidRequest, check_request
     from pydantic import ValidationError
 

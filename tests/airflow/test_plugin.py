@@ -13,18 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import airflow_env
 import pytest
 import sqlalchemy as sa
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "plugins"))
-import airflow_env  # noqa: E402
+from recsys.config import PROJECT_ROOT
+from recsys.db.admin import create_database, drop_database
+from recsys.db.engine import make_engine
 
-airflow_env.isolate_for_tests()  # before anything imports airflow
-
-from recsys.db.admin import create_database, drop_database  # noqa: E402
-from recsys.db.engine import make_engine  # noqa: E402
+ROOT = PROJECT_ROOT
 
 VERSION = f"baseline-plugin-{uuid.uuid4().hex[:6]}"
 
@@ -164,6 +161,8 @@ def test_plugin_module_imports_nothing_heavy() -> None:
     """Every Airflow component imports plugins: no recsys, TensorFlow or pandas at import time."""
     import subprocess
 
+    # A fresh interpreter (what this test process imported does not count) with only the plugins
+    # folder added to sys.path, as Airflow's plugin manager adds it; not pytest's pythonpath.
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import airflow.plugins_manager, fastapi; "
         "before = set(sys.modules); import recsys_plugin; "

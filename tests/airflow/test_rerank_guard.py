@@ -10,24 +10,15 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import airflow_env  # noqa: E402
-
-airflow_env.isolate_for_tests()  # before anything imports airflow
-sys.path.insert(0, str(ROOT / "plugins"))
-from rerank_guard import GUARDED_PATH, RerankGuard, RerankGuardPlugin  # noqa: E402
+from rerank_guard import GUARDED_PATH, RerankGuard, RerankGuardPlugin
 
 LIMIT = 64 * 1024
 

@@ -10,22 +10,21 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import airflow_env
 import psutil
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-import airflow_env  # noqa: E402
+from recsys.config import PROJECT_ROOT
+from recsys.db.admin import create_database, drop_database
+from recsys.db.engine import make_engine
 
-from recsys.db.admin import create_database, drop_database  # noqa: E402
-from recsys.db.engine import make_engine  # noqa: E402
+ROOT = PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-from recsys.config import PROJECT_ROOT
+from api_fuzz import schemathesis_command
+
 from tests.support.api import ApiServer, Published
 from tests.support.db import db_fingerprint
-
-sys.path.insert(0, str(PROJECT_ROOT / "bench"))
-from api_fuzz import schemathesis_command
 
 EXAMPLES = int(os.environ.get("RECSYS_API_FUZZ_EXAMPLES", "40"))
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import airflow_env
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
@@ -107,9 +108,6 @@ AIRFLOW_API_SERVER = [sys.executable, "-m", "uvicorn", "airflow.api_fastapi.main
 @pytest.fixture(scope="module")
 def airflow_metadata(admin_url: str) -> Iterator[str]:
     """A migrated Airflow metadata database: the plugin's login check reads its revoked tokens."""
-    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-    import airflow_env
-
     url = create_database(admin_url, "airflow_test_browser")
     metadata = airflow_env.metadata_url(url, make_url(url).database)
     env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata}

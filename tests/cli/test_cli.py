@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from recsys.config import PROJECT_ROOT
 from recsys.data.synthetic import fingerprint, synthetic_members, write_archive
 
 RECSYS = [sys.executable, "-m", "recsys.cli"]
@@ -167,7 +168,8 @@ def test_precompute_shards_default_is_the_dags(tmp_path: Path):
     from recsys.cli import build_parser
     from recsys.scoring.commands import DEFAULT_SHARDS
 
-    dags = Path(__file__).resolve().parents[2] / "dags"
+    dags = PROJECT_ROOT / "dags"
+    # Parsed in a child interpreter with the bundle path on sys.path, as the DAG processor parses it.
     code = (
         "import runpy, sys; sys.path.insert(0, sys.argv[1]); "
         "dag = runpy.run_path(sys.argv[1] + '/movielens_precompute.py')['movielens_precompute'](); "
@@ -191,7 +193,7 @@ def test_make_serve_listens_where_the_settings_say(tmp_path: Path):
     with socket.socket() as probe:  # a free port, so the test cannot pass by hitting someone's :8000
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    root = Path(__file__).resolve().parents[2]
+    root = PROJECT_ROOT
     env = {
         **os.environ,
         "RECSYS_API_HOST": "127.0.0.1",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from recsys.config import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 
 JOB = r"""
 import sys, time

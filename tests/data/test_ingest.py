@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from recsys.config import OFFICIAL_UDATA_SHA256
+from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT
 from recsys.data.movielens import read_archive
 from recsys.data.synthetic import fingerprint, synthetic_members, write_archive
 from recsys.db.admin import create_database, drop_database
@@ -27,7 +27,7 @@ from recsys.errors import DatabaseUnavailable, DataError, DownloadError
 from recsys.ingest import ingest
 from tests.support.db import make_settings, snapshot
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 RECSYS = Path(sys.executable).parent / "recsys"
 
 
@@ -321,6 +321,7 @@ def test_missing_local_archive_fails_at_once_saying_what_to_set(loaded_url, tmp_
 
 def test_ingest_task_fails_a_missing_local_archive_without_retries(empty_db_url, tmp_path):
     """The DAG task's wrapper turns it into AirflowFailException: Airflow does not retry it."""
+    # In a child process, as a task runs: the DAG bundle on sys.path (as Airflow puts it), its own AIRFLOW_HOME.
     task = (
         "import sys; sys.path.insert(0, 'dags')\n"
         "from movielens_common import user_errors_fail_fast\n"

@@ -23,7 +23,9 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from recsys.config import PROJECT_ROOT
+
+ROOT = PROJECT_ROOT
 COMPOSE = ROOT / "docker-compose.yaml"
 AIRFLOW_SERVICES = {
     "airflow-apiserver": "api-server",

@@ -19,7 +19,7 @@ from pydantic import SecretStr, TypeAdapter
 from recsys.config import PROJECT_ROOT, AirflowSettings, load_settings, setting_fields
 from recsys.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = PROJECT_ROOT
 SCANNED = ("recsys", "dags", "plugins", "scripts")
 NAME = re.compile(r"\bRECSYS_[A-Z0-9_]*[A-Z0-9]\b")  # not the prefixes `RECSYS_` / `RECSYS_API_*`
 SHELL_DEFAULT = re.compile(r"\$\{(RECSYS_[A-Z0-9_]+):-([^}]*)\}")
