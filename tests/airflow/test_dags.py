@@ -189,7 +189,7 @@ def test_dag_structure(dagbag, dag_id: str) -> None:
 
 def test_precompute_maps_score_shard_and_cleans_up_on_failure(dagbag) -> None:
     dag = dagbag.dags["movielens_precompute"]
-    assert dag.task_dict["score_shard"].is_mapped if hasattr(dag.task_dict["score_shard"], "is_mapped") else True
+    assert dag.task_dict["score_shard"].is_mapped
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     assert isinstance(dag.task_dict["score_shard"], MappedOperator)
