@@ -130,10 +130,9 @@ def test_rerank_lists_follow_the_request_order(api: ApiServer):
 # --- rate limit ---------------------------------------------------------------------------
 
 
-def test_memory_moving_window(monkeypatch: pytest.MonkeyPatch):
+def test_memory_moving_window():
     now = [1000.0]
-    monkeypatch.setattr("recsys.api.limits.time.monotonic", lambda: now[0])
-    window = MemoryMovingWindow(parse_many("3/second;5/minute"))
+    window = MemoryMovingWindow(parse_many("3/second;5/minute"), clock=lambda: now[0])
     assert [window.hit(0, "a") for _ in range(4)] == [True, True, True, False]
     assert window.hit(0, "b")  # per client
     now[0] += 0.5
