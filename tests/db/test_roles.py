@@ -1,6 +1,6 @@
 """What the API's login role (``recsys_api``) may do besides reading, connected as that role.
 
-Grants already block every write (tests/test_api.py). These check the rest (issue #13):
+Grants already block every write (tests/api/test_api.py). These check the rest (issue #13):
 no temporary tables or functions in the recsys database, no connection to the cluster's
 other databases where the project owns the cluster (the managed server, compose's init),
 and, for what PostgreSQL lets every role change about itself (ALTER ROLE self SET ...),
@@ -120,7 +120,7 @@ def test_managed_server_lets_the_api_role_into_recsys_only() -> None:
     from recsys.db import server
 
     # Not under tmp_path: another pytest session resets /tmp/pytest-of-<user> to 0700, which the
-    # server's own system user must traverse (see tests/test_db_server.py).
+    # server's own system user must traverse (see tests/db/test_db_server.py).
     folder = tempfile.TemporaryDirectory(prefix="recsys-roles-")
     pgdata = Path(folder.name) / "pgdata"
     url = server.start(pgdata)
