@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from recsys.config import OFFICIAL_UDATA_SHA256
-from recsys.data.movielens import read_archive
 from recsys.data.splits import Split
 from recsys.db.engine import make_engine
 from recsys.errors import ConfigError, DataError
@@ -114,11 +111,6 @@ def test_a_failed_registration_changes_nothing(engine):
     with pytest.raises(sa.exc.IntegrityError):
         _register(engine, "v1", 0.90)  # duplicate version id: the whole transaction rolls back
     assert _statuses(engine) == {"v1": "champion"}
-
-
-@pytest.fixture(scope="module")
-def ml(archive: Path):
-    return read_archive(archive, OFFICIAL_UDATA_SHA256)
 
 
 def _sample(ml, users: int) -> Split:

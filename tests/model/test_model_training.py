@@ -11,26 +11,18 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.config import OFFICIAL_UDATA_SHA256
 from recsys.data import features
-from recsys.data.movielens import read_archive
 from recsys.data.splits import Split
 from recsys.errors import ConfigError, DataError, RecsysError
 from recsys.model.config import PRESETS, load_config, preset
 from recsys.model.features import MISSING
 from recsys.model.inputs import DTYPES, pair_features
 from recsys.model.serving import call_in_chunks
-
-
-@pytest.fixture(scope="module")
-def ml(archive: Path):
-    return read_archive(archive, OFFICIAL_UDATA_SHA256)
 
 
 @pytest.fixture(scope="module")
