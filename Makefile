@@ -61,7 +61,7 @@ chaos: install
 test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## Debian's chromium for tests/test_browser.py (Playwright drives it; it downloads no browser).
+## Debian's chromium for tests/api/test_browser.py (Playwright drives it; it downloads no browser).
 ## Installed when missing and apt-get is there; if it cannot be, those tests fail saying so.
 chromium:
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \

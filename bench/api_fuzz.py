@@ -10,7 +10,7 @@ The rerank operation's 1,000-candidate limit counts titles and ids together, whi
 Schema cannot state; schemathesis's boundary cases (1,000 ids plus a title) are then
 "valid data rejected". So ``positive_data_acceptance`` is off for that one operation
 (``CONFIG``); every other check stays on, and the limit itself is tested exactly in
-tests/test_api.py (1,000 accepted, 1,001 rejected).
+tests/api/test_api.py (1,000 accepted, 1,001 rejected).
 """
 
 from __future__ import annotations

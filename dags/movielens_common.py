@@ -3,7 +3,7 @@
 Not a DAG file (``.airflowignore`` keeps the DAG processor from parsing it on its own).
 At parse time it imports the standard library, ``airflow.sdk`` (which the DAG processor has
 already loaded) and ``recsys.config``, the settings module, which imports nothing else of
-``recsys`` but its error classes and the shard default (tests/test_dags.py checks that).
+``recsys`` but its error classes and the shard default (tests/airflow/test_dags.py checks that).
 Everything else from ``recsys`` is imported inside the functions that tasks call.
 """
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 CONN_ID = "recsys_db"
 OWNER = "recsys"
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
-# The weekly retrain's holdout (recsys.config owns it; tests/test_dags.py checks that the
+# The weekly retrain's holdout (recsys.config owns it; tests/airflow/test_dags.py checks that the
 # CLI's recsys.model.commands.DEFAULT_HOLDOUT agrees).
 DEFAULT_HOLDOUT = DEFAULT_TRAIN_SPLIT
 

@@ -20,7 +20,7 @@ from movielens_common import (
 )
 
 # recsys.model.config.PRESETS, spelt out: DAG files import no recsys module at parse time
-# (tests/test_dags.py checks that the two lists agree).
+# (tests/airflow/test_dags.py checks that the two lists agree).
 PRESETS = ["full", "seed_faithful", "tiny", "smoke", "ids_only"]
 
 # Canonical folds, or a seeded random / temporal split; never a file path from the UI.

@@ -3,7 +3,7 @@
 One pydantic-settings class per process kind, each field with its default and description:
 ``Settings`` (library and CLI, here), ``ApiSettings`` (the lookup API, recsys/api/settings.py)
 and ``AirflowSettings`` (DAGs, Airflow plugins and the Airflow scripts, here). The README's
-settings table lists every field; tests/test_settings.py checks it against these classes.
+settings table lists every field; tests/project/test_settings.py checks it against these classes.
 ``load_settings`` turns a bad value into one ``ConfigError`` line naming the variable.
 
 Importing this module is cheap (pydantic, which Airflow has loaded already, and no other

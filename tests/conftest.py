@@ -1,8 +1,12 @@
-"""Shared fixtures: a real PostgreSQL database per test session, the real archive.
+"""The fixtures every area needs: a real PostgreSQL database per test session, the real archive,
+and what is published in it (a tiny trained model, the API tests' baseline).
 
 The server is ``RECSYS_TEST_ADMIN_URL`` (CI: the machine's PostgreSQL) or, when unset,
 the project-managed one. Each session creates its own uniquely named database and
 drops it at the end, so runs never see each other's data.
+
+Each area's own fixtures are in its conftest.py (tests/api/, tests/airflow/, tests/project/);
+plain helpers are in tests/support/.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import sqlalchemy as sa
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from recsys.config import OFFICIAL_UDATA_SHA256, PROJECT_ROOT, Settings
+from recsys.config import PROJECT_ROOT
 from recsys.data.splits import make_split
 from recsys.db.admin import create_database, drop_database
 from recsys.db.engine import make_engine
 from recsys.db.migrate import migrate
 from recsys.db.store import load_movielens
+from tests.support.api import BASELINE_VERSION, Published, current_published, publish_expected
+from tests.support.db import make_settings
 
 ARCHIVE = Path(os.environ.get("RECSYS_TEST_ARCHIVE", PROJECT_ROOT.parent / "shared/data/ml-100k.zip"))
 
@@ -110,25 +116,13 @@ def tiny_champion(db_engine: sa.Engine, tmp_path_factory: pytest.TempPathFactory
     return "tiny-precompute"
 
 
-def published(engine: sa.Engine) -> sa.Row | None:
-    with engine.connect() as conn:
-        return conn.execute(sa.text("SELECT run_id, model_version FROM recsys.published_ranking")).first()
+@pytest.fixture(scope="session")
+def baseline(db_url: str) -> Published:
+    """The session database with the two-number baseline published (tests/support/api.py)."""
+    return publish_expected(db_url, BASELINE_VERSION)
 
 
-def ranking_digest(engine: sa.Engine) -> tuple:
-    with engine.connect() as conn:
-        return tuple(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*), sum(score::numeric), sum(rank), count(*) FILTER (WHERE seen), min(run_id), max(run_id), "
-                    "count(predicted_rating), sum(predicted_rating::numeric) FROM recsys.current_ranked_scores"
-                )
-            ).one()
-        )
-
-
-def make_settings(**overrides) -> Settings:
-    """Settings that never touch the user's .local state or the network."""
-    values = {"data_sha256": OFFICIAL_UDATA_SHA256, "download_retries": 2, "download_timeout_s": 5.0}
-    values.update(overrides)
-    return Settings(**values)
+@pytest.fixture
+def current_baseline(baseline: Published) -> Published:
+    """What is published now, as long as these tests published it; republished if not."""
+    return current_published(baseline)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from limits import RateLimitItem, parse_many, storage, strategies
@@ -100,17 +101,19 @@ class MemoryMovingWindow:
 
     One deque of hit times per (limit, client), trimmed on each hit, so it never holds
     more than ``amount`` entries; clients idle for longer than every window are dropped by
-    a sweep at most once per longest window. A hit is a few microseconds.
+    a sweep at most once per longest window. A hit is a few microseconds. ``clock`` gives the
+    time in seconds (monotonic; a test passes its own).
     """
 
-    def __init__(self, limits: list[RateLimitItem]) -> None:
+    def __init__(self, limits: list[RateLimitItem], clock: Callable[[], float] = time.monotonic) -> None:
         self.windows = [(item.amount, float(item.get_expiry())) for item in limits]
         self.longest = max((expiry for _, expiry in self.windows), default=1.0)
         self.logs: dict[tuple[int, str], deque[float]] = {}
-        self.next_sweep = time.monotonic() + self.longest
+        self.clock = clock
+        self.next_sweep = clock() + self.longest
 
     def hit(self, index: int, key: str) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now >= self.next_sweep:
             self._sweep(now)
         amount, expiry = self.windows[index]

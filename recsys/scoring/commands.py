@@ -7,7 +7,7 @@ import argparse
 from recsys.errors import ConfigError
 
 # The one default for the shard count: also RECSYS_PRECOMPUTE_SHARDS's (recsys.config.AirflowSettings),
-# which the precompute DAG reads; tests/test_cli.py checks the two agree.
+# which the precompute DAG reads; tests/cli/test_cli.py checks the two agree.
 DEFAULT_SHARDS = 4
 
 
