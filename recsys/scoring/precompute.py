@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from recsys.data.movielens import MovieLens
 from recsys.db.store import load_movielens
+from recsys.model import registry
 from recsys.scoring import partitions, retention, runs
 from recsys.scoring.commands import DEFAULT_SHARDS
 from recsys.scoring.runs import PublishError
@@ -113,10 +114,7 @@ class ShardScorer:
 
 
 def artifact_uri(engine: sa.Engine, model_version: str) -> str:
-    with engine.connect() as conn:
-        uri = conn.execute(
-            sa.text("SELECT artifact_uri FROM recsys.model_versions WHERE version_id = :v"), {"v": model_version}
-        ).scalar()
+    uri = registry.artifact_uri(engine, model_version)
     if uri is None:
         raise PublishError(f"unknown model version {model_version!r}")
     return uri
