@@ -80,18 +80,12 @@ def movielens_ingest() -> None:
     @task(outlets=[FEATURE_STORE], execution_timeout=timedelta(minutes=5))
     def feature_store_updated(result: dict) -> dict:
         """Check the tables as readers see them, then announce the new data set (or skip)."""
-        import sqlalchemy as sa
         from airflow.sdk.exceptions import AirflowSkipException
 
-        with recsys_engine() as engine, engine.connect() as conn:
-            counts = conn.execute(
-                sa.text(
-                    "SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), "
-                    "(SELECT count(*) FROM recsys.ratings), "
-                    "(SELECT fingerprint FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1)"
-                )
-            ).one()
-        found = {"users": counts[0], "movies": counts[1], "ratings": counts[2], "fingerprint": counts[3]}
+        from recsys.db.store import summary
+
+        with recsys_engine() as engine:
+            found = summary(engine)
         expected = {k: result[k] for k in found}
         if found != expected:
             raise RuntimeError(f"feature store does not match the loaded data set: found {found}, expected {expected}")

@@ -195,40 +195,23 @@ def make_lookup_shell() -> FastAPI:
 # ---------------------------------------------------------------- status page
 
 
-# TODO(registry): the champion and the latest models, read here until the registry has a function for them.
-STATUS_SQL = {
-    "champion": (
-        "SELECT version_id, created_at, promoted_at, split, config->>'name' AS preset, "
-        "(metrics->>'rmse')::float AS rmse, decision_reason FROM recsys.model_versions WHERE status = 'champion'"
-    ),
-    "models": (
-        "SELECT version_id, status, split, config->>'name' AS preset, (metrics->>'rmse')::float AS rmse, "
-        "created_at, left(decision_reason, 300) AS decision_reason FROM recsys.model_versions "
-        "ORDER BY created_at DESC, version_id DESC LIMIT 5"
-    ),
-}
 RECENT_RUNS = 5  # precompute runs on the page
 
 
 def read_status(engine) -> dict[str, Any]:
     """One snapshot (one read-only transaction) of what is being served and how it got there."""
-    import sqlalchemy as sa
-
+    from recsys.model.registry import champion_summary, newest_versions_summary
     from recsys.scoring.runs import ranking_status
 
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-
-        def rows(sql: str) -> list[dict[str, Any]]:
-            return [_jsonable(dict(r._mapping)) for r in conn.execute(sa.text(sql))]
-
-        champion = rows(STATUS_SQL["champion"])  # TODO(registry)
+        champion = champion_summary(conn)
         ranking = ranking_status(conn, runs=RECENT_RUNS)
         published = ranking["published"]
         return {
-            "champion": champion[0] if champion else None,
+            "champion": None if champion is None else _jsonable(champion),
             "published": None if published is None else _jsonable(published),
             "precompute_runs": [_jsonable(run) for run in ranking["precompute_runs"]],
-            "models": rows(STATUS_SQL["models"]),  # TODO(registry)
+            "models": [_jsonable(version) for version in newest_versions_summary(conn)],
         }
 
 

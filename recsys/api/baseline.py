@@ -10,11 +10,12 @@ without a list head, so it ranks by its predicted rating: the published ``score`
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+
+from recsys.db import store
+from recsys.model import registry
 
 
 def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_damping: float = 10.0) -> pd.DataFrame:
@@ -23,9 +24,9 @@ def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_dampi
     ``score`` is the ranking score, and a rating-only model ranks by its rating, so both
     columns hold the predicted rating (1-5).
     """
-    ratings = pd.read_sql(sa.text("SELECT user_id, movie_id, rating FROM recsys.ratings"), conn)
-    users = pd.read_sql(sa.text("SELECT user_id FROM recsys.users ORDER BY user_id"), conn)["user_id"]
-    movies = pd.read_sql(sa.text("SELECT movie_id FROM recsys.movies ORDER BY movie_id"), conn)["movie_id"]
+    ratings = store.rating_triples(conn)
+    users = store.user_ids(conn)
+    movies = store.movie_ids(conn)
     mu = float(ratings["rating"].mean()) if len(ratings) else 3.0
     residual = ratings["rating"] - mu
     by_movie = residual.groupby(ratings["movie_id"])
@@ -48,21 +49,18 @@ def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_dampi
 def register_model_version(
     conn: sa.Connection, version: str, config: dict | None = None, *, champion: bool = False
 ) -> None:
-    """Record the baseline in recsys.model_versions (publishing needs a known version)."""
-    if champion:
-        conn.execute(sa.text("UPDATE recsys.model_versions SET status = 'retired' WHERE status = 'champion'"))
-    conn.execute(
-        sa.text(
-            "INSERT INTO recsys.model_versions (version_id, data_fingerprint, split, config, metrics, "
-            "artifact_uri, status, decision_reason) VALUES (:v, coalesce((SELECT fingerprint FROM "
-            "recsys.datasets ORDER BY dataset_id DESC LIMIT 1), 'none'), 'all', CAST(:config AS jsonb), "
-            "'{}'::jsonb, '', :status, 'baseline for the lookup API') ON CONFLICT (version_id) DO NOTHING"
-        ),
-        {
-            "v": version,
-            "config": json.dumps({"model": "bias-baseline", **(config or {})}),
-            "status": "champion" if champion else "challenger",
-        },
+    """Record the baseline in the registry (publishing needs a known version), as the champion if asked.
+
+    ``registry.register_baseline`` is the registry's way in for a model without holdout
+    metrics: under its lock, replacing the champion when ``champion``; a version already
+    registered is left as it is.
+    """
+    registry.register_baseline(
+        conn,
+        version_id=version,
+        data_fingerprint=store.newest_fingerprint(conn) or "none",
+        config={"model": "bias-baseline", **(config or {})},
+        champion=champion,
     )
 
 

@@ -1,22 +1,31 @@
-"""Write the feature store in one transaction with COPY, and read it back as frames.
+"""The feature store's owner: write it in one transaction with COPY, read it back as frames.
 
 Readers see the old data set or the new one, never a mix and never a wait: the rows are
 deleted and the tables refilled inside a single transaction, so a failure anywhere (a
 constraint, a dropped connection, a killed process) rolls back to exactly the previous
 state, and readers keep reading the old rows (MVCC) until the commit. ``TRUNCATE`` would
 be cheaper but locks readers out for the whole load.
+
+Every statement on ``recsys.users``, ``movies``, ``ratings``, ``split_tests`` and
+``datasets`` is a named query in ``sql/queries/feature_store.sql``; nothing else in the
+project touches these tables (``tests/test_sql_owners.py`` keeps it so).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+from aiosql.queries import Queries
+from aiosql.types import QueryFn
+from psycopg import sql
 
 from recsys.data.movielens import MovieLens
+from recsys.db.sql import dbapi, queries
 from recsys.errors import DataError
 
 # Serialises concurrent ingests; an arbitrary constant unique to this lock.
@@ -30,23 +39,31 @@ _TABLES = {
 }
 
 
+def _sql() -> Queries:
+    return queries("feature_store")
+
+
 def current_members(engine: sa.Engine) -> dict[str, str] | None:
     """sha256 of each member of the loaded data set, if the tables still hold what was recorded."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT member_sha256, users, movies, ratings FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1"
-            )
-        ).first()
+        row = _sql().newest_dataset_members(dbapi(conn))
         if row is None:
             return None
-        counts = conn.execute(
-            sa.text(
-                "SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies), "
-                "(SELECT count(*) FROM recsys.ratings)"
-            )
-        ).one()
-    return row.member_sha256 if tuple(counts) == (row.users, row.movies, row.ratings) else None
+        member_sha256, *recorded = row
+        counts = _sql().table_counts(dbapi(conn))
+    return member_sha256 if tuple(counts) == tuple(recorded) else None
+
+
+def summary(engine: sa.Engine) -> dict:
+    """Users, movies and ratings as readers see them, and the newest data set's fingerprint."""
+    with engine.connect() as conn:
+        users, movies, ratings, fingerprint = _sql().feature_store_summary(dbapi(conn))
+    return {"users": users, "movies": movies, "ratings": ratings, "fingerprint": fingerprint}
+
+
+def newest_fingerprint(conn: sa.Connection) -> str | None:
+    """``sha256(u.data)`` of the newest load, inside the caller's transaction (None before any)."""
+    return _sql().newest_fingerprint(dbapi(conn))
 
 
 def replace_movielens(engine: sa.Engine, data: MovieLens, source: str) -> None:
@@ -71,41 +88,33 @@ def replace_movielens(engine: sa.Engine, data: MovieLens, source: str) -> None:
 
 def _replace(engine: sa.Engine, data: MovieLens, source: str, rows: dict[str, Iterable[tuple]]) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": INGEST_LOCK_ID})
-        for table in ("split_tests", "ratings", "movies", "users"):  # referencing tables first
-            conn.execute(sa.text(f"DELETE FROM recsys.{table}"))
-        cursor = conn.connection.cursor()
+        q, pg = _sql(), dbapi(conn)
+        q.lock_ingest(pg, lock_id=INGEST_LOCK_ID)
+        for delete in (q.delete_split_tests, q.delete_ratings, q.delete_movies, q.delete_users):
+            delete(pg)  # referencing tables first
+        cursor = pg.cursor()
         for table, columns in _TABLES.items():
             _copy(cursor, table, columns, rows[table])
-        conn.execute(
-            sa.text(
-                "INSERT INTO recsys.datasets (source, fingerprint, member_sha256, users, movies, ratings) "
-                "VALUES (:source, :fingerprint, CAST(:members AS jsonb), :users, :movies, :ratings)"
-            ),
-            {
-                "source": source,
-                "fingerprint": data.fingerprint,
-                "members": json.dumps(data.member_sha256),
-                "users": len(data.users),
-                "movies": len(data.movies),
-                "ratings": len(data.ratings),
-            },
+        q.record_dataset(
+            pg,
+            source=source,
+            fingerprint=data.fingerprint,
+            members=json.dumps(data.member_sha256),
+            users=len(data.users),
+            movies=len(data.movies),
+            ratings=len(data.ratings),
         )
-        conn.execute(sa.text("ANALYZE recsys.users, recsys.movies, recsys.ratings, recsys.split_tests"))
+        q.analyze_feature_store(pg)
 
 
 def load_movielens(engine: sa.Engine) -> MovieLens:
     """The feature store as the same frames the archive parser produces."""
     with engine.connect() as conn:
-        users = pd.read_sql(sa.text("SELECT * FROM recsys.users ORDER BY user_id"), conn)
-        movies = pd.read_sql(sa.text("SELECT * FROM recsys.movies ORDER BY movie_id"), conn)
-        ratings = pd.read_sql(sa.text("SELECT * FROM recsys.ratings ORDER BY user_id, movie_id"), conn)
-        split_tests = pd.read_sql(
-            sa.text("SELECT split, user_id, movie_id FROM recsys.split_tests ORDER BY 1, 2, 3"), conn
-        )
-        fingerprint = conn.execute(
-            sa.text("SELECT fingerprint FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1")
-        ).scalar()
+        users = _frame(conn, _sql().users_frame)
+        movies = _frame(conn, _sql().movies_frame)
+        ratings = _frame(conn, _sql().ratings_frame)
+        split_tests = _frame(conn, _sql().split_tests_frame)
+        fingerprint = newest_fingerprint(conn)
     if fingerprint is None or users.empty:
         raise DataError("the feature store is empty; run `recsys ingest` first")
     movies["release_year"] = movies["release_year"].astype("Int64")
@@ -116,9 +125,57 @@ def load_movielens(engine: sa.Engine) -> MovieLens:
     return MovieLens(users, movies, ratings, split_tests, genres, occupations, fingerprint)
 
 
-def _copy(cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
-    """COPY through psycopg 3, which adapts each Python value (lists become text[])."""
-    with cursor.copy(f"COPY recsys.{table} ({', '.join(columns)}) FROM STDIN") as copy:
+def rating_triples(conn: sa.Connection) -> pd.DataFrame:
+    """user_id, movie_id, rating of every rating (in no particular order)."""
+    return _frame(conn, _sql().rating_triples_frame)
+
+
+def user_ids(conn: sa.Connection) -> pd.Series:
+    """Every user id, ascending."""
+    return _frame(conn, _sql().user_ids_frame)["user_id"]
+
+
+def movie_ids(conn: sa.Connection) -> pd.Series:
+    """Every movie id, ascending."""
+    return _frame(conn, _sql().movie_ids_frame)["movie_id"]
+
+
+def newest_dataset_id(conn: sa.Connection) -> int | None:
+    """The id of the load the tables hold (None before any)."""
+    return _sql().newest_dataset_id(dbapi(conn))
+
+
+def catalogue_size(conn: sa.Connection) -> tuple[int, int]:
+    """(users, movies) as readers see them, inside the caller's transaction."""
+    users, movies = _sql().catalogue_size(dbapi(conn))
+    return users, movies
+
+
+def rated_pairs(conn: sa.Connection, user_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(user ids, movie ids) of the ratings these users gave, as two int64 arrays."""
+    rated = pd.read_sql(_sql().rated_pairs_frame.sql, conn, params={"user_ids": list(user_ids)})
+    return rated["user_id"].to_numpy(np.int64), rated["movie_id"].to_numpy(np.int64)
+
+
+def _frame(conn: sa.Connection, query: QueryFn) -> pd.DataFrame:
+    """A named query's rows as ``pd.read_sql`` builds them, so the frames keep their dtypes.
+
+    Its text (psycopg's ``%(name)s`` style) goes through ``exec_driver_sql`` on the caller's
+    connection, inside its transaction.
+    """
+    return pd.read_sql(query.sql, conn)
+
+
+def _copy(cursor: psycopg.Cursor, table: str, columns: tuple[str, ...], rows: Iterable[tuple]) -> None:
+    """COPY through psycopg 3, which adapts each Python value (lists become text[]).
+
+    ``COPY ... FROM STDIN`` is psycopg's copy API, not a query aiosql can run, so it is
+    composed here from the table's identifiers.
+    """
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier("recsys", table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 

@@ -9,23 +9,33 @@ rejected, so identical models never churn the champion and the nightly ranking. 
 transaction under a table lock, so two concurrent trainings cannot both win and a crash
 leaves the registry as it was. RMSEs on different splits are not comparable, so a model
 evaluated on another split than the champion is not promoted over it.
+
+Every statement on ``recsys.model_versions`` is a named query in
+``sql/queries/registry.sql`` run by this module; other code reads and writes versions
+through the functions here (``tests/test_sql_owners.py`` keeps it so).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from aiosql.queries import Queries
 
+from recsys.db.sql import dbapi, queries
 from recsys.errors import ConfigError
 
 STATUSES = ("challenger", "champion", "rejected", "retired")
 DEFAULT_TOLERANCE = 0.0  # RMSE slack
 DEFAULT_RECALL_TOLERANCE = 0.0  # Recall@10 slack
 LIST_METRIC = "recall@10"  # full-catalogue, recsys.model.topn
+BASELINE_REASON = "baseline for the lookup API"
 
 
 @dataclass(frozen=True)
@@ -50,10 +60,13 @@ class ModelVersion:
     promoted_at: datetime | None
 
 
-_COLUMNS = (
-    "version_id, created_at, data_fingerprint, split, config, metrics, artifact_uri, status, "
-    "decision_reason, promoted_at"
-)
+def _sql() -> Queries:
+    return queries("registry")
+
+
+def _version(row: tuple | None) -> ModelVersion | None:
+    """A registry row (the queries select ModelVersion's fields in order) as a ModelVersion."""
+    return ModelVersion(*row) if row is not None else None
 
 
 def new_version_id(now: datetime | None = None) -> str:
@@ -92,40 +105,73 @@ def register_and_gate(
     """Record a trained model and decide champion / rejected / challenger in one transaction."""
     gate = Gate(tolerance, recall_tolerance)
     _require_metrics(metrics)
-    with _bind(bind) as tx:
-        conn = _connection(bind, tx)
-        conn.execute(sa.text("LOCK TABLE recsys.model_versions IN SHARE ROW EXCLUSIVE MODE"))
-        champion = conn.execute(
-            sa.text(f"SELECT {_COLUMNS} FROM recsys.model_versions WHERE status = 'champion'")
-        ).first()
+    with _locked(bind) as (pg, champion):
         status, reason = gate.decide(metrics, split, promote, champion, data_fingerprint)
-        if status == "champion" and champion is not None:
-            # Before the insert: the one-champion index is checked per statement.
-            conn.execute(
-                sa.text(
-                    "UPDATE recsys.model_versions SET status = 'retired', decision_reason = "
-                    "coalesce(decision_reason || '; ', '') || :why WHERE version_id = :old"
-                ),
-                {"old": champion.version_id, "why": f"retired: superseded by {version_id}"},
+        return _insert(pg, champion, version_id, data_fingerprint, split, config, metrics, artifact_uri, status, reason)
+
+
+def register_baseline(
+    bind: sa.Engine | sa.Connection,
+    *,
+    version_id: str,
+    data_fingerprint: str,
+    config: dict[str, Any],
+    champion: bool,
+) -> Decision:
+    """Record a baseline (a model without holdout metrics, such as the lookup API's) under the gate's lock.
+
+    The one way to install a version the gate cannot judge: ``champion=True`` makes it the
+    champion whatever the current one scored (it is for trying the API, not a trained
+    contender), in the same transaction, lock and retirement as ``register_and_gate``; the
+    next trained model replaces it, because a champion without metrics on record always
+    loses the gate. A version id that is already registered is left as it is.
+    """
+    with _locked(bind) as (pg, current):
+        existing = _version(_sql().version_by_id(pg, version_id=version_id))
+        if existing is not None:
+            return Decision(
+                version_id, existing.status, existing.decision_reason or "", current.version_id if current else None
             )
-        conn.execute(
-            sa.text(
-                "INSERT INTO recsys.model_versions (version_id, data_fingerprint, split, config, metrics, "
-                "artifact_uri, status, decision_reason, promoted_at) VALUES (:version_id, :fp, :split, "
-                "CAST(:config AS jsonb), CAST(:metrics AS jsonb), :uri, :status, :reason, "
-                "CASE WHEN :status = 'champion' THEN now() END)"
-            ),
-            {
-                "version_id": version_id,
-                "fp": data_fingerprint,
-                "split": split,
-                "config": json.dumps(config, default=str),
-                "metrics": json.dumps(metrics, default=str),
-                "uri": artifact_uri,
-                "status": status,
-                "reason": reason,
-            },
-        )
+        status = "champion" if champion else "challenger"
+        return _insert(pg, current, version_id, data_fingerprint, "all", config, {}, "", status, BASELINE_REASON)
+
+
+@contextmanager
+def _locked(bind: sa.Engine | sa.Connection) -> Iterator[tuple[psycopg.Connection, ModelVersion | None]]:
+    """A transaction (or savepoint) holding the registry's lock, and the champion it sees."""
+    with _bind(bind) as tx:
+        pg = dbapi(_connection(bind, tx))
+        _sql().lock_versions(pg)
+        yield pg, _version(_sql().champion(pg))
+
+
+def _insert(
+    pg: psycopg.Connection,
+    champion: ModelVersion | None,
+    version_id: str,
+    data_fingerprint: str,
+    split: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    artifact_uri: str,
+    status: str,
+    reason: str,
+) -> Decision:
+    """Insert a decided version, retiring the champion it replaces."""
+    if status == "champion" and champion is not None:
+        # Before the insert: the one-champion index is checked per statement.
+        _sql().retire_version(pg, old=champion.version_id, why=f"retired: superseded by {version_id}")
+    _sql().insert_version(
+        pg,
+        version_id=version_id,
+        fp=data_fingerprint,
+        split=split,
+        config=json.dumps(config, default=str),
+        metrics=json.dumps(metrics, default=str),
+        uri=artifact_uri,
+        status=status,
+        reason=reason,
+    )
     return Decision(version_id, status, reason, champion.version_id if champion is not None else None)
 
 
@@ -204,25 +250,54 @@ def preview(
 
 
 def get_champion(bind: sa.Engine | sa.Connection) -> ModelVersion | None:
-    return _one(bind, "WHERE status = 'champion'", {})
+    with _reader(bind) as conn:
+        return _version(_sql().champion(dbapi(conn)))
 
 
 def get_version(bind: sa.Engine | sa.Connection, version_id: str) -> ModelVersion | None:
-    return _one(bind, "WHERE version_id = :v", {"v": version_id})
+    with _reader(bind) as conn:
+        return _version(_sql().version_by_id(dbapi(conn), version_id=version_id))
 
 
 def list_versions(bind: sa.Engine | sa.Connection) -> list[ModelVersion]:
     with _reader(bind) as conn:
-        rows = conn.execute(
-            sa.text(f"SELECT {_COLUMNS} FROM recsys.model_versions ORDER BY created_at, version_id")
-        ).all()
-    return [ModelVersion(*row) for row in rows]
+        return [ModelVersion(*row) for row in _sql().all_versions(dbapi(conn))]
 
 
-def _one(bind, where: str, params: dict) -> ModelVersion | None:
+def champion_version_id(bind: sa.Engine | sa.Connection) -> str | None:
+    """The champion's version id, or None when there is none."""
     with _reader(bind) as conn:
-        row = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM recsys.model_versions {where}"), params).first()
-    return ModelVersion(*row) if row is not None else None
+        return _sql().champion_version_id(dbapi(conn))
+
+
+def is_known_version(bind: sa.Engine | sa.Connection, version_id: str) -> bool:
+    with _reader(bind) as conn:
+        return _sql().version_is_known(dbapi(conn), version_id=version_id) is not None
+
+
+def artifact_uri(bind: sa.Engine | sa.Connection, version_id: str) -> str | None:
+    """Where the version's exported model is ('' for a baseline), or None for an unknown version."""
+    with _reader(bind) as conn:
+        return _sql().artifact_uri(dbapi(conn), version_id=version_id)
+
+
+def champion_summary(bind: sa.Engine | sa.Connection) -> dict[str, Any] | None:
+    """The status page's champion: version_id, created_at, promoted_at, split, preset, rmse, decision_reason."""
+    rows = _named_rows(bind, _sql().champion_summary_cursor)
+    return rows[0] if rows else None
+
+
+def newest_versions_summary(bind: sa.Engine | sa.Connection) -> list[dict[str, Any]]:
+    """The status page's five newest versions, newest first: version_id, status, split, preset, rmse,
+    created_at, decision_reason (its first 300 characters)."""
+    return _named_rows(bind, _sql().newest_versions_summary_cursor)
+
+
+def _named_rows(bind: sa.Engine | sa.Connection, cursor_of: Callable) -> list[dict[str, Any]]:
+    """A query's rows as dicts keyed by its column names (its ``_cursor`` variant gives the names)."""
+    with _reader(bind) as conn, cursor_of(dbapi(conn)) as cursor:
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 class _reader:

@@ -21,7 +21,8 @@ import numpy as np
 import sqlalchemy as sa
 
 from recsys.data.movielens import MovieLens
-from recsys.db.store import load_movielens
+from recsys.db.store import load_movielens, newest_dataset_id
+from recsys.model import registry
 from recsys.scoring import partitions, retention, runs
 from recsys.scoring.commands import DEFAULT_SHARDS
 from recsys.scoring.runs import PublishError, Run
@@ -120,10 +121,7 @@ class ShardScorer:
 
 
 def artifact_uri(engine: sa.Engine, model_version: str) -> str:
-    with engine.connect() as conn:
-        uri = conn.execute(
-            sa.text("SELECT artifact_uri FROM recsys.model_versions WHERE version_id = :v"), {"v": model_version}
-        ).scalar()
+    uri = registry.artifact_uri(engine, model_version)
     if uri is None:
         raise PublishError(f"unknown model version {model_version!r}")
     return uri
@@ -143,7 +141,7 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
     """
     run = runs.run_info(engine, run_id)
     with engine.connect() as conn:
-        dataset = conn.execute(sa.text("SELECT max(dataset_id) FROM recsys.datasets")).scalar()
+        dataset = newest_dataset_id(conn)
     key = (engine.url.render_as_string(hide_password=True), artifact_uri(engine, run.model_version), dataset)
     global _last
     with _loading:

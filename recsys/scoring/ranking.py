@@ -8,7 +8,6 @@ ranks give, so each user's top-k sits in a few pages of the leaf.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 
 from recsys.scoring import copy_binary
@@ -19,12 +18,9 @@ COPY_COLUMNS = "user_id, movie_id, score, rank, seen, predicted_rating"
 
 def seen_mask(conn: sa.Connection, user_ids: np.ndarray, movie_ids: np.ndarray) -> np.ndarray:
     """[len(user_ids), len(movie_ids)], True where the user rated the movie, read from ``recsys.ratings``."""
-    rated = pd.read_sql(
-        sa.text("SELECT user_id, movie_id FROM recsys.ratings WHERE user_id = ANY(:u)"),
-        conn,
-        params={"u": user_ids.tolist()},
-    )
-    return seen_in(rated["user_id"].to_numpy(), rated["movie_id"].to_numpy(), user_ids, movie_ids)
+    from recsys.db.store import rated_pairs
+
+    return seen_in(*rated_pairs(conn, user_ids.tolist()), user_ids, movie_ids)
 
 
 def seen_in(

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from recsys.db.sql import dbapi, queries
 from recsys.errors import RecsysError
+from recsys.model import registry
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,7 @@ def shard_table_sql(run_id: int, shard: int) -> sql.Composed:
 
 
 def champion_version(engine: sa.Engine) -> str:
-    with engine.connect() as conn:
-        version = conn.execute(
-            sa.text("SELECT version_id FROM recsys.model_versions WHERE status = 'champion'")
-        ).scalar()
+    version = registry.champion_version_id(engine)
     if version is None:
         raise PublishError("no champion model in recsys.model_versions; run `recsys train` first")
     return version
@@ -81,10 +79,7 @@ def start_run(engine: sa.Engine, model_version: str | None, shards: int) -> int:
         raise PublishError(f"shards must be at least 1, got {shards}")
     model_version = model_version or champion_version(engine)
     with engine.begin() as conn:
-        known = conn.execute(
-            sa.text("SELECT 1 FROM recsys.model_versions WHERE version_id = :v"), {"v": model_version}
-        ).first()
-        if known is None:
+        if not registry.is_known_version(conn, model_version):
             raise PublishError(f"unknown model version {model_version!r}")
         db = dbapi(conn)
         run_id = queries("ranking").insert_run(db, model_version=model_version, shards=shards)

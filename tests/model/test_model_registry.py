@@ -11,7 +11,18 @@ from recsys.data.splits import Split
 from recsys.db.engine import make_engine
 from recsys.errors import ConfigError, DataError
 from recsys.model.config import preset
-from recsys.model.registry import get_champion, get_version, list_versions, register_and_gate
+from recsys.model.registry import (
+    artifact_uri,
+    champion_summary,
+    champion_version_id,
+    get_champion,
+    get_version,
+    is_known_version,
+    list_versions,
+    newest_versions_summary,
+    register_and_gate,
+    register_baseline,
+)
 
 
 @pytest.fixture
@@ -111,6 +122,21 @@ def test_a_failed_registration_changes_nothing(engine):
     with pytest.raises(sa.exc.IntegrityError):
         _register(engine, "v1", 0.90)  # duplicate version id: the whole transaction rolls back
     assert _statuses(engine) == {"v1": "champion"}
+
+
+def test_a_baseline_goes_in_through_the_registry_lock_and_a_trained_model_replaces_it(engine):
+    _register(engine, "v1", 0.95)
+    kept = register_baseline(engine, version_id="base", data_fingerprint="fp", config={}, champion=False)
+    assert kept.status == "challenger" and champion_version_id(engine) == "v1"
+    register_baseline(engine, version_id="base2", data_fingerprint="fp", config={}, champion=True)
+    assert _statuses(engine) == {"v1": "retired", "base": "challenger", "base2": "champion"}
+    again = register_baseline(engine, version_id="base2", data_fingerprint="fp", config={}, champion=True)
+    assert again.status == "champion" and champion_version_id(engine) == "base2", "registered already: unchanged"
+    assert artifact_uri(engine, "base2") == "" and artifact_uri(engine, "nope") is None
+    assert is_known_version(engine, "base") and not is_known_version(engine, "nope")
+    assert champion_summary(engine)["version_id"] == "base2"
+    assert [v["version_id"] for v in newest_versions_summary(engine)][0] == "base2"
+    assert _register(engine, "v2", 0.99).status == "champion", "a champion without metrics loses the gate"
 
 
 def _sample(ml, users: int) -> Split:
