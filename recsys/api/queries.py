@@ -7,9 +7,8 @@ The documents are plain dicts in the field order of the models in ``schemas`` an
 serialised by pydantic's own serialiser (``json_response``), so the bytes are those
 FastAPI produced from the models (tests compare them); the models stay the OpenAPI
 contract (``response_model``). Building the models and letting FastAPI validate them
-again and serialise them cost, measured in-process: 24 us for a top-10 answer against
-8 us for the dict, and 344 us against 206 us for a rerank of 100 candidates (145 us of
-which is ``build_result``, shared with the rerank DAG).
+again and serialise them would cost more per answer than the dicts (measured: docs/API.md,
+"Design notes").
 """
 
 from __future__ import annotations

@@ -88,9 +88,8 @@ def _artifact_root(module) -> tf.Module:
     """What the SavedModel holds: the weights, the lookup tables and the serving functions.
 
     Saving the ``ServingModule`` itself would also serialise every Keras layer's own traced
-    call functions, which no consumer calls: for a 5-member model, 528 functions in a
-    7.4 MB graph that took 6.1-7.2 s to load, against 2.5-3.3 s for this root with the
-    same outputs. Every precompute shard in Airflow is a new process that pays the load.
+    call functions, which no consumer calls and which make every load slower; every precompute
+    shard in Airflow is a new process that pays the load (measured: docs/MODEL.md, "Tower split").
     """
     root = tf.Module(name="ranker")
     root.weights = list(module.model.variables) + [v for head in module.heads for v in head.variables]

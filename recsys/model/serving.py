@@ -28,7 +28,7 @@ from recsys.model.ensemble import Ensemble
 from recsys.model.inputs import as_input
 
 PREDICT_CHUNK = 65_536
-GRID_USERS = 32  # users per score_grid call; 8 to 128 all took 0.74-0.97 s for every pair of ML-100K
+GRID_USERS = 32  # users per score_grid call; 8 to 128 score about as fast (docs/ARCHITECTURE.md, Precompute speed)
 USER_PARTS = ("hidden", "dot", "bias", "query")
 MOVIE_PARTS = ("hidden", "dot", "bias", "candidate", "candidate_bias")
 

@@ -65,9 +65,9 @@ class ShardScorer:
     def warm_up(self) -> None:
         """Run every function the shards need once, so that one-time work is paid at load.
 
-        A loaded signature's first call optimises its graph (0.3-0.7 s each for the 5-member
-        model); the movie tower runs once per process. Without this the first shard pays
-        it, and the job's "after load" throughput would mix loading into scoring.
+        A loaded signature's first call optimises its graph (measured: docs/ARCHITECTURE.md,
+        "Precompute speed"); the movie tower runs once per process. Without this the first
+        shard pays it, and the job's "after load" throughput would mix loading into scoring.
         """
         if len(self.user_ids):
             self.check_parity(self.user_ids[:1], self.score(self.user_ids[:1]), seed=0)
@@ -136,7 +136,7 @@ def load_scorer(engine: sa.Engine, run_id: int) -> ShardScorer:
 
     ``airflow dags test`` (the pipeline script) and a worker that runs several mapped shards
     in one process would otherwise load the SavedModel and the feature store again for
-    every shard (10-13 s each for the 5-member model). The key names the database, the
+    every shard (measured: docs/ARCHITECTURE.md, "Precompute speed"). The key names the database, the
     model artifact and the loaded data set, so new data or a new model is loaded afresh.
     """
     run = runs.run_info(engine, run_id)

@@ -16,7 +16,8 @@ movie id, so an answer is deterministic. PostgreSQL's pg_trgm would do this in S
 project-managed PostgreSQL ships no contrib extensions.
 
 The titles are loaded once per ingested data set (``recsys.datasets``) and kept in
-``TitleCache``; 1,682 titles take ~10 ms to index and a suggestion ~0.2 ms.
+``TitleCache``, so a suggestion neither reads nor indexes them again (measured: docs/API.md,
+"Design notes").
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ class TitleIndex:
     def suggestions(self, unknown_titles: Sequence[str], limit: int = SUGGESTIONS) -> list[TitleSuggestions]:
         """One entry per unknown title, in their order (``matches`` may be empty).
 
-        The fuzzy scores of all the titles come from one ``cdist`` call (C, ~0.1 ms per title
-        against 1,682), so 1,000 unknown titles cost ~0.1 s, not a Python loop per pair.
+        The fuzzy scores of all the titles come from one ``cdist`` call (in C), not a Python
+        loop per pair (measured: docs/API.md, "Design notes").
         """
         wanted = [default_process(t) for t in unknown_titles]
         scores = None
