@@ -23,6 +23,9 @@ from recsys.errors import ConfigError
 from recsys.scoring.commands import DEFAULT_SHARDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The migrations and the table families' queries: sql/ in a checkout (and an editable
+# install); a wheel ships the same files inside the package (pyproject: recsys.sql_files).
+SQL_DIR = PROJECT_ROOT / "sql" if (PROJECT_ROOT / "sql").is_dir() else Path(__file__).resolve().parent / "sql_files"
 OFFICIAL_DATA_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 # sha256 of u.data in the official MovieLens 100K release. The zip bytes vary between
 # re-packed copies, so the content is what gets fingerprinted.

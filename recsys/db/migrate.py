@@ -11,11 +11,11 @@ from pathlib import Path
 
 from yoyo import get_backend, read_migrations
 
-from recsys.config import PROJECT_ROOT
+from recsys.config import SQL_DIR
 from recsys.db import urls
 
 log = logging.getLogger(__name__)
-MIGRATIONS_DIR = PROJECT_ROOT / "sql"
+MIGRATIONS_DIR = SQL_DIR
 
 
 def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from aiosql.adapters.pyformat import PyFormatAdapter
 from aiosql.queries import Queries
 
-from recsys.config import PROJECT_ROOT
+from recsys.config import SQL_DIR
 
-QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
+QUERIES_DIR = SQL_DIR / "queries"
 
 
 @cache
