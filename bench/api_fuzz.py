@@ -48,7 +48,6 @@ def schemathesis_command(base: str, max_examples: int, seed: int = 1) -> list[st
 def main() -> int:
     sys.path.insert(0, str(BENCH))
     from api_load import start_api, temp_database
-
     from recsys.db import urls
     from recsys.db.admin import drop_database
 

@@ -31,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from model_quality import load
-
     from recsys.data.splits import Split, make_split
     from recsys.model.config import preset
     from recsys.model.train import train

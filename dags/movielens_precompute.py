@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
+
 from movielens_common import (
     CHAMPION_MODEL,
     PUBLISHED_RANKING,
@@ -18,7 +19,6 @@ from movielens_common import (
     recsys_engine,
     settings,
 )
-
 from recsys.config import MAX_SHARDS
 
 # RECSYS_PRECOMPUTE_SHARDS, whose default is recsys.scoring.commands.DEFAULT_SHARDS (the CLI's).

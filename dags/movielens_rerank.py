@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
-from movielens_common import START_DATE, default_args, recsys_engine
 
+from movielens_common import START_DATE, default_args, recsys_engine
 from recsys.scoring.rerank_limits import MAX_CANDIDATES, MAX_K, NO_CONTROL_CHARS
 from recsys.scoring.rerank_limits import MAX_TITLE_CHARS as MAX_TITLE
 from recsys.scoring.rerank_limits import PG_INT_MAX as MAX_ID

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+
 from movielens_common import (
     CHAMPION_MODEL,
     DEFAULT_HOLDOUT,

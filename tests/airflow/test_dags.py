@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import airflow_env
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from recsys.db.engine import make_engine
@@ -268,7 +268,6 @@ def test_the_train_dag_offers_every_preset_the_library_has(dagbag) -> None:
 def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
     """One holdout default: the DAG's (recsys.config's, read at parse time) equals the CLI's."""
     from movielens_common import DEFAULT_HOLDOUT
-
     from recsys.data.splits import make_split
     from recsys.model.commands import DEFAULT_HOLDOUT as CLI_DEFAULT
 
@@ -281,9 +280,9 @@ def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:
 
 def test_rerank_request_check_is_the_api_model_with_short_reasons() -> None:
     """The in-task check is the API's RerankRequest: same refusals, one short line, never the list."""
-    from movielens_rerank import InvalidRequest, check_request
     from pydantic import ValidationError
 
+    from movielens_rerank import InvalidRequest, check_request
     from recsys.api.schemas import RerankRequest, short_reason
 
     ok = check_request({"user_id": 1, "candidate_movies": ["Toy Story (1995)", 50], "k": 1})

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import airflow_env
 import pytest
 import sqlalchemy as sa
 
+import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from recsys.db.engine import make_engine

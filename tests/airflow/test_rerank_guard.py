@@ -18,6 +18,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
+
 from rerank_guard import GUARDED_PATH, RerankGuard, RerankGuardPlugin
 
 LIMIT = 64 * 1024

@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import airflow_env
 import pytest
 import sqlalchemy as sa
 
+import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from recsys.db.urls import parse

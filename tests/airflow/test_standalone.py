@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import airflow_env
 import psutil
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from recsys.db.engine import make_engine

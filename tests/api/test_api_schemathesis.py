@@ -13,7 +13,6 @@ import os
 import subprocess
 
 from api_fuzz import schemathesis_command
-
 from tests.support.api import ApiServer, Published
 from tests.support.db import db_fingerprint
 

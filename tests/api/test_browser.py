@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import airflow_env
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from tests.support.api import ApiServer
