@@ -44,9 +44,10 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from recsys.db import urls  # noqa: E402
+from recsys.db import store, urls  # noqa: E402
 from recsys.db.admin import create_database, drop_database  # noqa: E402
 from recsys.db.engine import make_engine  # noqa: E402
+from recsys.model import registry  # noqa: E402
 
 TARGETS = {"top10": (20.0, 1000.0), "rerank100": (30.0, None)}  # p99 ms, req/s
 
@@ -305,8 +306,8 @@ def summary(scenario: str, levels: list[Level], p99_target: float, rps_target: f
 
 def scenarios(engine: sa.Engine) -> dict[str, Callable[[random.Random], tuple]]:
     with engine.connect() as conn:
-        users = conn.execute(sa.text("SELECT user_id FROM recsys.users")).scalars().all()
-        titles = conn.execute(sa.text("SELECT DISTINCT title FROM recsys.movies")).scalars().all()
+        users = store.user_ids(conn).tolist()
+        titles = store.movie_titles(conn).tolist()
 
     def top10(rng: random.Random) -> tuple:
         return "GET", f"/users/{rng.choice(users)}/recommendations?k=10", None
@@ -320,11 +321,8 @@ def scenarios(engine: sa.Engine) -> dict[str, Callable[[random.Random], tuple]]:
 
 def model_per_request(engine: sa.Engine, model_path: str | None, n: int) -> tuple[float, float] | str:
     """(requests/s, p99 ms) of scoring 100 candidates with the SavedModel per call, or why not."""
-    if model_path is None:
-        with engine.connect() as conn:
-            model_path = conn.execute(
-                sa.text("SELECT artifact_uri FROM recsys.model_versions WHERE status = 'champion'")
-            ).scalar()
+    if model_path is None and (champion := registry.champion_version_id(engine)) is not None:
+        model_path = registry.artifact_uri(engine, champion)
     if not model_path or not (Path(model_path.removeprefix("file://")) / "saved_model.pb").is_file():
         return "no exported champion model (recsys.model_versions artifact_uri) yet: skipped"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

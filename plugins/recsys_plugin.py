@@ -195,30 +195,6 @@ def make_lookup_shell() -> FastAPI:
 # ---------------------------------------------------------------- status page
 
 
-RECENT_RUNS = 5  # precompute runs on the page
-
-
-def read_status(engine) -> dict[str, Any]:
-    """One snapshot (one read-only transaction) of what is being served and how it got there."""
-    from recsys.model.registry import champion_summary, newest_versions_summary
-    from recsys.scoring.runs import ranking_status
-
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-        champion = champion_summary(conn)
-        ranking = ranking_status(conn, runs=RECENT_RUNS)
-        published = ranking["published"]
-        return {
-            "champion": None if champion is None else _jsonable(champion),
-            "published": None if published is None else _jsonable(published),
-            "precompute_runs": [_jsonable(run) for run in ranking["precompute_runs"]],
-            "models": [_jsonable(version) for version in newest_versions_summary(conn)],
-        }
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
-
-
 @asynccontextmanager
 async def _status_lifespan(app: FastAPI) -> AsyncIterator[None]:
     from recsys.errors import RecsysError
@@ -250,6 +226,8 @@ def _status_or_problem(request: Request) -> tuple[dict[str, Any] | None, str | N
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
         return None, getattr(request.app.state, "problem", None) or "the status app has not started"
+    from recsys.status import read_status
+
     try:
         return read_status(engine), None
     except sa.exc.DBAPIError as exc:

@@ -29,6 +29,7 @@ PARTS = {
     "recsys.model.commands": (("train", "evaluate"), "model"),
     "recsys.scoring.commands": (("precompute",), "model"),
     "recsys.api.commands": (("serve",), "api"),
+    "recsys.status": (("status",), "model"),
 }
 
 

@@ -26,14 +26,11 @@ step "movielens_ingest" airflow dags test movielens_ingest
 step "movielens_train" airflow dags test movielens_train \
   -c "{\"preset\": \"${RECSYS_TRAIN_PRESET:-full}\", \"split\": \"${RECSYS_TRAIN_SPLIT:-temporal:0.1}\"}"
 # What the gate decided about the model just trained (a rejected model publishes nothing new).
-RECSYS_DATABASE_URL="$RECSYS_URL" recsys db query "SELECT version_id, status, decision_reason AS gate
-  FROM recsys.model_versions ORDER BY created_at DESC, version_id DESC LIMIT 1"
+RECSYS_DATABASE_URL="$RECSYS_URL" recsys status
 step "movielens_precompute" airflow dags test movielens_precompute \
   -c "{\"shards\": ${RECSYS_PRECOMPUTE_SHARDS:-4}}"
 
-RECSYS_DATABASE_URL="$RECSYS_URL" recsys db query "SELECT p.run_id, p.model_version, r.rows AS scores,
-  (SELECT count(*) FROM recsys.users) AS users, (SELECT count(*) FROM recsys.movies) AS movies
-  FROM recsys.published_ranking p JOIN recsys.precompute_runs r USING (run_id)"
+RECSYS_DATABASE_URL="$RECSYS_URL" recsys status
 
 if [ "${RECSYS_NO_SERVE:-0}" = 1 ]; then
   exit 0

@@ -140,6 +140,11 @@ def movie_ids(conn: sa.Connection) -> pd.Series:
     return _frame(conn, _sql().movie_ids_frame)["movie_id"]
 
 
+def movie_titles(conn: sa.Connection) -> pd.Series:
+    """Every distinct title, sorted."""
+    return _frame(conn, _sql().movie_titles_frame)["title"]
+
+
 def newest_dataset_id(conn: sa.Connection) -> int | None:
     """The id of the load the tables hold (None before any)."""
     return _sql().newest_dataset_id(dbapi(conn))

@@ -68,6 +68,9 @@ SELECT user_id FROM recsys.users ORDER BY user_id;
 -- name: movie_ids_frame()
 SELECT movie_id FROM recsys.movies ORDER BY movie_id;
 
+-- name: movie_titles_frame()
+SELECT DISTINCT title FROM recsys.movies ORDER BY title;
+
 -- name: newest_dataset_id()$
 -- Which load the tables hold (a precompute process reloads when it changes).
 SELECT max(dataset_id) FROM recsys.datasets;

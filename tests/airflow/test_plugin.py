@@ -20,6 +20,7 @@ import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from recsys.db.engine import make_engine
+from recsys.status import read_status
 
 ROOT = PROJECT_ROOT
 
@@ -223,7 +224,7 @@ def test_plugin_reads_as_the_read_only_api_role(recsys_db: str, monkeypatch) -> 
         with engine.connect() as conn:
             role = conn.execute(sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar_one()
             assert conn.execute(sa.text("SELECT current_user")).scalar_one() == "recsys_api" and role is False
-        assert recsys_plugin.read_status(engine)["champion"]["version_id"] == VERSION
+        assert read_status(engine)["champion"]["version_id"] == VERSION
     finally:
         engine.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -224,3 +225,28 @@ def test_make_serve_listens_where_the_settings_say(tmp_path: Path):
     finally:
         os.killpg(served.pid, signal.SIGTERM)
         served.wait(timeout=30)
+
+
+def test_status_says_what_is_served(current_baseline, migrated):
+    empty = run(["status"], RECSYS_DATABASE_URL=migrated)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.splitlines() == [
+        "newest model:   none registered yet (recsys train)",
+        "champion:       none",
+        "published:      no ranking yet (recsys precompute)",
+    ]
+    done = run(["status"], RECSYS_DATABASE_URL=current_baseline.url)
+    assert done.returncode == 0, done.stderr
+    pairs = len(current_baseline.scores)
+    assert (
+        f"published:      run {current_baseline.run_id}: {pairs:,} pairs (943 users x 1682 movies) "
+        f"scored with model {current_baseline.version}, published "
+    ) in done.stdout
+    newest, champion = done.stdout.splitlines()[:2]
+    assert re.fullmatch(r"newest model:   \S+( \(.+\))?: (champion|challenger|retired|rejected) - .*", newest), newest
+    assert re.fullmatch(r"champion:       (none|\S+ \(promoted .+\))", champion), champion
+
+
+def test_status_with_the_database_down_is_one_line():
+    done = run(["status"], RECSYS_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr

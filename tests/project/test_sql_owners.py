@@ -17,7 +17,7 @@ import pytest
 from recsys.config import PROJECT_ROOT
 from recsys.db.sql import QUERIES_DIR, queries
 
-SCANNED = ("recsys", "dags", "plugins")
+SCANNED = ("recsys", "dags", "plugins", "bench", "scripts")
 USERS_OF_QUERIES = ("recsys", "dags")  # where a named query must be called from
 
 
