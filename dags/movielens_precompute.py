@@ -15,7 +15,6 @@ from movielens_common import (
     CHAMPION_MODEL,
     PUBLISHED_RANKING,
     START_DATE,
-    bounds,
     default_args,
     recsys_engine,
     settings,
@@ -65,11 +64,12 @@ Params: `shards`, `keep`, `model_version` (empty = the champion).
         "shards": Param(
             DEFAULT_SHARDS,
             type="integer",
-            **bounds(1, MAX_SHARDS),
+            minimum=1,
+            maximum=MAX_SHARDS,
             title="Shards",
             description="Mapped scoring tasks (users split by user_id % shards)",
         ),
-        "keep": Param(2, type="integer", **bounds(0, 20), title="Keep", description="Old rankings to keep"),
+        "keep": Param(2, type="integer", minimum=0, maximum=20, title="Keep", description="Old rankings to keep"),
         "model_version": Param(
             None,
             type=["null", "string"],
