@@ -49,6 +49,16 @@ PUBLISHED_RANKING = Asset(
 )
 
 
+def bounds(low: float, high: float) -> dict[str, Any]:
+    """A number Param's range, checked when a run is created, out of reach of the trigger form's box.
+
+    The form hands a top-level ``minimum``/``maximum`` to its number box, which silently
+    clamps what was typed (0 became 1); under ``allOf`` the same range is still validated,
+    and an out-of-range value is refused with a message instead.
+    """
+    return {"allOf": [{"minimum": low, "maximum": high}]}
+
+
 def settings() -> AirflowSettings:
     """The RECSYS_* settings of the Airflow side; a bad value fails the DAG file's import in one line."""
     return get_airflow_settings()

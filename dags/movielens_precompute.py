@@ -15,6 +15,7 @@ from movielens_common import (
     CHAMPION_MODEL,
     PUBLISHED_RANKING,
     START_DATE,
+    bounds,
     default_args,
     recsys_engine,
     settings,
@@ -64,12 +65,11 @@ Params: `shards`, `keep`, `model_version` (empty = the champion).
         "shards": Param(
             DEFAULT_SHARDS,
             type="integer",
-            minimum=1,
-            maximum=MAX_SHARDS,
+            **bounds(1, MAX_SHARDS),
             title="Shards",
             description="Mapped scoring tasks (users split by user_id % shards)",
         ),
-        "keep": Param(2, type="integer", minimum=0, maximum=20, title="Keep", description="Old rankings to keep"),
+        "keep": Param(2, type="integer", **bounds(0, 20), title="Keep", description="Old rankings to keep"),
         "model_version": Param(
             None,
             type=["null", "string"],

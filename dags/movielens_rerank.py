@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from movielens_common import START_DATE, default_args, recsys_engine
+from movielens_common import START_DATE, bounds, default_args, recsys_engine
 from recsys.scoring.rerank_limits import MAX_CANDIDATES, MAX_K, NO_CONTROL_CHARS
 from recsys.scoring.rerank_limits import MAX_TITLE_CHARS as MAX_TITLE
 from recsys.scoring.rerank_limits import PG_INT_MAX as MAX_ID
@@ -126,7 +126,7 @@ def from_form(candidates: list[Any]) -> list[Any]:
     tags=["recsys", "movielens", "rerank"],
     params={
         "user_id": Param(
-            type="integer", minimum=1, maximum=MAX_ID, title="User id", description="A MovieLens user id, e.g. 42"
+            type="integer", **bounds(1, MAX_ID), title="User id", description="A MovieLens user id, e.g. 42"
         ),
         "candidate_movies": Param(
             type="array",
@@ -141,8 +141,7 @@ def from_form(candidates: list[Any]) -> list[Any]:
         "k": Param(
             None,
             type=["null", "integer"],
-            minimum=1,
-            maximum=MAX_K,
+            **bounds(1, MAX_K),
             title="k",
             description="Return only the best k candidates; empty = all",
         ),

@@ -15,6 +15,7 @@ from movielens_common import (
     DEFAULT_HOLDOUT,
     FEATURE_STORE,
     START_DATE,
+    bounds,
     default_args,
     recsys_engine,
     user_errors_fail_fast,
@@ -72,13 +73,12 @@ Params: `preset` (`full`, `seed_faithful`, `tiny`, `smoke`, `ids_only`), `split`
         "preset": Param("full", type="string", enum=PRESETS, title="Preset", description="Model hyperparameters"),
         "split": Param(DEFAULT_HOLDOUT, type="string", pattern=SPLIT_PATTERN, maxLength=40, title="Holdout split"),
         "tolerance": Param(
-            0.0, type="number", minimum=0, maximum=1, title="Tolerance", description="RMSE slack vs. the champion"
+            0.0, type="number", **bounds(0, 1), title="Tolerance", description="RMSE slack vs. the champion"
         ),
         "recall_tolerance": Param(
             0.0,
             type="number",
-            minimum=0,
-            maximum=1,
+            **bounds(0, 1),
             title="Recall tolerance",
             description="Recall@10 slack vs. the champion",
         ),

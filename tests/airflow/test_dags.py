@@ -9,6 +9,7 @@ database is a fresh one reached only through the ``recsys_db`` connection, as in
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -263,6 +264,43 @@ def test_the_train_dag_offers_every_preset_the_library_has(dagbag) -> None:
 
     schema = dagbag.dags["movielens_train"].params.get_param("preset").schema
     assert schema["enum"] == list(PRESETS)
+
+
+NUMBER_PARAMS = {  # every number box of the trigger forms, a value inside its range and one just outside
+    ("movielens_precompute", "shards"): (4, 0),
+    ("movielens_precompute", "keep"): (0, -1),
+    ("movielens_train", "tolerance"): (1, 1.5),
+    ("movielens_train", "recall_tolerance"): (0, -0.1),
+    ("movielens_rerank", "user_id"): (1, 0),
+    ("movielens_rerank", "k"): (1, 0),
+}
+
+
+def test_number_boxes_refuse_out_of_range_values_instead_of_clamping_them(dagbag) -> None:
+    """Airflow's form clamps what is typed to a top-level minimum/maximum (0 became 1 in k):
+    the ranges sit where the box cannot see them, and a run with a value outside is refused."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    boxes = {
+        (dag_id, name)
+        for dag_id, dag in dagbag.dags.items()
+        for name, param in dag.params.items()
+        if {"integer", "number"} & set(_types(param.schema))
+    }
+    assert boxes == set(NUMBER_PARAMS), "a number Param was added or removed: list it above"
+    for (dag_id, name), (inside, outside) in NUMBER_PARAMS.items():
+        # A copy: resolve() keeps the value it accepted as the Param's default, and the DAG
+        # objects are shared with later tests (a conf without user_id would then pass).
+        param = copy.deepcopy(dagbag.dags[dag_id].params.get_param(name))
+        assert not {"minimum", "maximum"} & set(param.schema), f"{dag_id}.{name}: the form's box would clamp"
+        assert param.resolve(inside) == inside
+        with pytest.raises(ParamValidationError):
+            param.resolve(outside)
+
+
+def _types(schema: dict) -> list[str]:
+    kind = schema.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
 
 
 def test_the_train_dag_holds_out_what_the_cli_holds_out() -> None:

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,23 +29,17 @@ import airflow_env
 from recsys.config import PROJECT_ROOT
 from recsys.db.admin import create_database, drop_database
 from tests.support.api import ApiServer
+from tests.support.browser import chromium
 from tests.support.db import as_role
 from tests.support.net import free_port
 
-CHROMIUM = Path(os.environ.get("RECSYS_TEST_CHROMIUM", "/usr/bin/chromium"))
 OPERATION = '.opblock-post .opblock-summary-path[data-path="/recommendation/ranked_recommendation"]'
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"no chromium at {CHROMIUM}: `make test` installs Debian's (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM))  # Playwright adds --no-sandbox (root here)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 def is_loopback(url: str) -> bool:
@@ -117,11 +112,17 @@ def airflow_metadata(admin_url: str) -> Iterator[str]:
     drop_database(admin_url, url)
 
 
+class AirflowServer(NamedTuple):
+    base: str
+    token: str  # the plugin's pages need an Airflow login, as a user's browser session has
+    password: str  # admin's, for the UI's own login page
+
+
 @pytest.fixture
-def airflow_api_server(migrated: str, airflow_metadata: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def airflow_api_server(migrated: str, airflow_metadata: str, tmp_path: Path) -> Iterator[AirflowServer]:
     """Airflow's API server app, the entry point ``airflow api-server`` runs, with this repo's
-    plugins and the simple auth manager; yields its address and a login token (the plugin's
-    pages need an Airflow login, as a user's browser session has).
+    plugins, DAGs (parsed into the metadata database, as the DAG processor does: the UI's
+    trigger forms are built from what is stored there) and the simple auth manager.
     """
     port = free_port()
     password = secrets.token_hex(8)
@@ -140,6 +141,10 @@ def airflow_api_server(migrated: str, airflow_metadata: str, tmp_path: Path) -> 
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
         "RECSYS_API_DATABASE_URL": as_role(migrated),
     }
+    parse = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "reserialize"], env=env, capture_output=True, text=True
+    )
+    assert parse.returncode == 0, parse.stderr[-3000:]
     log = tempfile.NamedTemporaryFile(prefix="airflow-api-", suffix=".log", delete=False)  # noqa: SIM115
     cmd = [*AIRFLOW_API_SERVER, "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -157,7 +162,7 @@ def airflow_api_server(migrated: str, airflow_metadata: str, tmp_path: Path) -> 
             time.sleep(0.5)
         answer = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30)
         assert answer.status_code == 201, answer.text
-        yield base, answer.json()["access_token"]
+        yield AirflowServer(base, answer.json()["access_token"], password)
     finally:
         proc.terminate()
         try:
@@ -170,7 +175,37 @@ def airflow_api_server(migrated: str, airflow_metadata: str, tmp_path: Path) -> 
 
 
 def test_plugin_lookup_api_docs_render_offline_inside_airflow(browser, airflow_api_server, tmp_path: Path) -> None:
-    base, token = airflow_api_server
+    base, token, _ = airflow_api_server
     login = {"Authorization": f"Bearer {token}"}
     blocked = render_docs(browser, f"{base}/recsys-api/docs", tmp_path / "plugin-docs.png", login)
     assert blocked == [], "the docs page asked the internet for something"
+
+
+def test_rerank_trigger_form_keeps_a_typed_zero_and_the_run_is_refused(browser, airflow_api_server, tmp_path) -> None:
+    """#13 item 20: Airflow's number box clamps to a top-level ``minimum`` when it loses focus
+    (a typed k = 0 became 1 and that run was created). The ranges sit under ``allOf``
+    (``movielens_common.bounds``): the box keeps 0 and creating the run is refused, saying why."""
+    base, _, password = airflow_api_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{base}/auth/login/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/auth/login" not in url, timeout=60_000)
+    page.goto(f"{base}/dags/movielens_rerank")
+    page.get_by_role("button", name="Trigger").first.click(timeout=60_000)
+    page.locator("input[name=element_user_id]").fill("17")
+    page.locator("textarea").first.fill("50")
+    k = page.locator("input[name=element_k]")
+    k.click()
+    k.type("0")
+    page.keyboard.press("Tab")  # the box clamps on blur
+    typed = k.input_value()
+    with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/dagRuns")) as created:
+        page.locator("button:has-text('Trigger')").last.click()
+    assert typed == "0", f"the form's k box turned a typed 0 into {typed!r}"
+    assert created.value.status == 400, "a run was created with k out of range"
+    refusal = page.get_by_text("greater than or equal to 1").first  # the form shows why
+    assert refusal.inner_text(timeout=10_000).startswith("invalid rerank request: k:")
+    page.screenshot(path=str(tmp_path / "rerank-trigger.png"))
+    page.close()
