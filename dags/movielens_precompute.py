@@ -7,6 +7,8 @@ A thin wrapper around ``recsys.scoring.runs``, ``partitions``, ``checks``, ``ret
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
@@ -21,6 +23,8 @@ from movielens_common import (
     settings,
 )
 from recsys.config import MAX_SHARDS
+
+log = logging.getLogger(__name__)
 
 # RECSYS_PRECOMPUTE_SHARDS, whose default is recsys.scoring.commands.DEFAULT_SHARDS (the CLI's).
 DEFAULT_SHARDS = settings().precompute_shards
@@ -101,15 +105,33 @@ def movielens_precompute() -> None:
 
     @task(retries=3, map_index_template="shard {{ shard }}")
     def score_shard(precompute_run: int, shard: int) -> int:
-        """Score one shard's users x all movies and write its table; safe to retry anywhere."""
+        """Score one shard's users x all movies and write its table; safe to retry anywhere.
+
+        Logs what the shard paid to start (on a Celery worker each shard is a new process).
+        """
+        started = time.perf_counter()
         from recsys.native_log import start_tensorflow
 
         start_tensorflow()  # its native start-up log would show as ERROR lines in the task log
+        from recsys.scoring.precompute import load_scorer
         from recsys.scoring.precompute import score_shard as score
 
+        imported = time.perf_counter()
         get_current_context()["shard"] = shard  # rendered in the UI as the map index name
         with recsys_engine() as engine:
-            return score(engine, precompute_run, shard)
+            scorer = load_scorer(engine, precompute_run)  # reused if this process loaded it already
+            loaded = time.perf_counter()
+            rows = score(engine, precompute_run, shard, scorer)
+        log.info(
+            "shard %d: %d rows; start-up %.1f s importing TensorFlow and recsys, %.1f s loading the model and "
+            "the feature store; %.1f s scoring, checking and writing",
+            shard,
+            rows,
+            imported - started,
+            loaded - imported,
+            time.perf_counter() - loaded,
+        )
+        return rows
 
     @task(outlets=[PUBLISHED_RANKING], execution_timeout=timedelta(minutes=10))
     def publish(precompute_run: int, rows: list[int]) -> dict:
