@@ -96,3 +96,33 @@ def _canonical_splits(ratings: list[tuple], rng: np.random.Generator) -> dict[st
 
 def _lines(rows: list[tuple]) -> str:
     return "".join("\t".join(map(str, row)) + "\n" for row in rows)
+
+
+def synthetic_csv_members(n_users: int = 30, n_movies: int = 40, per_user: int = 15, seed: int = 0) -> dict[str, bytes]:
+    """Members in the MovieLens CSV layout (ml-latest-small, 25M, 32M): half stars, no demographics.
+
+    Sparse movie ids (as the real releases have), a quoted title with a comma, a movie with
+    ``(no genres listed)`` and one without a year; every check of the CSV adapter passes.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [m * 7 for m in range(1, n_movies + 1)]
+    movies = ["movieId,title,genres\n"]
+    for k, m in enumerate(ids):
+        genres = "(no genres listed)" if k == 1 else "|".join(rng.choice(GENRES[1:], size=2, replace=False))
+        title = (
+            f'"Movie {m}, The ({1950 + m % 48})"'
+            if k == 0
+            else f"Movie {m}"
+            if k == 2
+            else f"Movie {m} ({1950 + m % 48})"
+        )
+        movies.append(f"{m},{title},{genres}\n")
+    ratings = ["userId,movieId,rating,timestamp\n"]
+    for u in range(1, n_users + 1):
+        for m in sorted(rng.choice(ids, size=per_user, replace=False)):
+            ratings.append(f"{u},{m},{rng.integers(1, 11) / 2:.1f},{1_200_000_000 + int(rng.integers(0, 10**8))}\n")
+    return {"movies.csv": "".join(movies).encode(), "ratings.csv": "".join(ratings).encode()}
+
+
+def csv_fingerprint(members: dict[str, bytes]) -> str:
+    return hashlib.sha256(members["ratings.csv"]).hexdigest()
