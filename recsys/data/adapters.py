@@ -104,6 +104,22 @@ ADAPTERS: dict[str, DatasetAdapter] = {
             reader="recsys.data.movielens:read_archive",
         ),
         DatasetAdapter(
+            name="ml-1m",
+            title="MovieLens 1M",
+            official_url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+            # A fixed release, but its sha256(ratings.dat) could not be taken here (no download):
+            # set RECSYS_DATA_SHA256 to pin it.
+            fingerprint=None,
+            fingerprint_member="ratings.dat",
+            members=("ratings.dat", "users.dat", "movies.dat"),
+            scale=STARS,
+            user_columns=("age", "gender", "occupation", "zip_code"),  # age as the release's groups
+            movie_columns=("title", "release_year", "genres"),
+            native_splits=(),
+            folds=(),
+            reader="recsys.data.movielens_1m:read_archive",
+        ),
+        DatasetAdapter(
             name="ml-csv",
             title="MovieLens CSV (ml-latest-small, 25M, 32M)",
             official_url="https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",

@@ -126,3 +126,31 @@ def synthetic_csv_members(n_users: int = 30, n_movies: int = 40, per_user: int =
 
 def csv_fingerprint(members: dict[str, bytes]) -> str:
     return hashlib.sha256(members["ratings.csv"]).hexdigest()
+
+
+ML1M_GENRES = GENRES[1:]  # ML-1M's 18 genres: ML-100K's without "unknown"
+
+
+def synthetic_1m_members(n_users: int = 30, n_movies: int = 40, per_user: int = 15, seed: int = 0) -> dict[str, bytes]:
+    """Members in the MovieLens 1M layout (``::``-separated ``.dat``, latin-1); every check passes.
+
+    Ages are the release's age groups, occupations its codes 0-20, one title is accented
+    (latin-1 bytes, as in the release).
+    """
+    rng = np.random.default_rng(seed)
+    ages = (1, 18, 25, 35, 45, 50, 56)
+    users = "".join(
+        f"{u}::{'MF'[u % 2]}::{ages[u % len(ages)]}::{u % 21}::{rng.integers(10000, 99999)}\n"
+        for u in range(1, n_users + 1)
+    )
+    movies = []
+    for m in range(1, n_movies + 1):
+        name = "Misérables" if m == 3 else "Movie"
+        genres = "|".join(rng.choice(ML1M_GENRES, size=2, replace=False))
+        movies.append(f"{m}::{name} {m} ({1950 + m % 48})::{genres}\n")
+    ratings = []
+    for u in range(1, n_users + 1):
+        for m in rng.choice(np.arange(1, n_movies + 1), size=per_user, replace=False):
+            ratings.append(f"{u}::{int(m)}::{int(rng.integers(1, 6))}::{956_703_932 + int(rng.integers(0, 10**7))}\n")
+    members = {"users.dat": users, "movies.dat": "".join(movies), "ratings.dat": "".join(ratings)}
+    return {name: text.encode("latin-1") for name, text in members.items()}
