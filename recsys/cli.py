@@ -117,7 +117,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     query.add_argument("--write", action="store_true", help="allow changes and commit them (default: read-only)")
     query.set_defaults(handler=_db_query)
 
-    ingest = sub.add_parser("ingest", help="download, validate and load MovieLens 100K")
+    ingest = sub.add_parser("ingest", help="download, validate and load the data set (RECSYS_DATASET, default ml-100k)")
     ingest.add_argument("--source", help="https URL, file:// URL or path (default: RECSYS_DATA_URL)")
     ingest.add_argument("--force", action="store_true", help="reload even if already loaded")
     ingest.set_defaults(handler=_ingest)
@@ -236,6 +236,7 @@ def _format_result(cursor: psycopg.Cursor) -> str:
 
 
 def _ingest(args: argparse.Namespace) -> int:
+    from recsys.data.adapters import adapter
     from recsys.db.engine import database_url
     from recsys.ingest import ingest
 
@@ -243,7 +244,8 @@ def _ingest(args: argparse.Namespace) -> int:
     verb = "loaded" if result.loaded else "already loaded"
     print(
         f"{verb}: {result.users} users, {result.movies} movies, {result.ratings} ratings "
-        f"(sha256(u.data) {result.fingerprint[:12]}...) in {result.seconds:.1f} s"
+        f"(sha256({adapter(result.dataset).fingerprint_member}) {result.fingerprint[:12]}..., {result.dataset}) "
+        f"in {result.seconds:.1f} s"
     )
     return 0
 

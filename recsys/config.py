@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsys.data.adapters import ADAPTERS, AUTO, DATASETS, DEFAULT_DATASET
 from recsys.errors import ConfigError
 from recsys.scoring.commands import DEFAULT_SHARDS
 
@@ -26,10 +27,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The migrations and the table families' queries: sql/ in a checkout (and an editable
 # install); a wheel ships the same files inside the package (pyproject: recsys.sql_files).
 SQL_DIR = PROJECT_ROOT / "sql" if (PROJECT_ROOT / "sql").is_dir() else Path(__file__).resolve().parent / "sql_files"
-OFFICIAL_DATA_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
-# sha256 of u.data in the official MovieLens 100K release. The zip bytes vary between
-# re-packed copies, so the content is what gets fingerprinted.
-OFFICIAL_UDATA_SHA256 = "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
+# The default data set's official address and content fingerprint (its adapter owns them).
+OFFICIAL_DATA_URL = ADAPTERS[DEFAULT_DATASET].official_url
+OFFICIAL_UDATA_SHA256 = ADAPTERS[DEFAULT_DATASET].fingerprint
 # 16x the largest ML-100K member (u.data, 1.9 MB): room for edits, none for a zip bomb.
 MAX_MEMBER_BYTES = 32 * 2**20
 
@@ -45,13 +45,19 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / ".local",
         description="Project-local state: managed PostgreSQL data, downloads, artifacts.",
     )
-    data_url: str = Field(
-        default=OFFICIAL_DATA_URL,
-        description="Where to get MovieLens 100K: https URL, file:// URL or a local path.",
+    dataset: Literal[DATASETS] = Field(  # type: ignore[valid-type]
+        default=DEFAULT_DATASET,
+        description="The data set's adapter (recsys.data.adapters): its layout, parser, scale and features; "
+        "auto: recognised from the archive's members.",
     )
-    data_sha256: str = Field(
-        default=OFFICIAL_UDATA_SHA256,
-        description="Expected sha256 of u.data inside the archive; empty skips the check.",
+    data_url: str | None = Field(
+        default=None,
+        description="Where to get the data set: https URL, file:// URL or a local path. Unset: its official address.",
+    )
+    data_sha256: str | None = Field(
+        default=None,
+        description="Expected content fingerprint (sha256 of the adapter's ratings member); empty skips the "
+        "check. Unset: the data set's official one, if it has a fixed one.",
     )
     download_timeout_s: float = Field(default=60.0, gt=0)
     download_retries: int = Field(default=4, ge=1, le=20)
@@ -61,6 +67,11 @@ class Settings(BaseSettings):
         description="Largest uncompressed size of one archive member; a larger one is refused unread.",
     )
     artifacts_dir: Path | None = Field(default=None, description="Model artifacts. Default: <home>/artifacts.")
+
+    @property
+    def source_url(self) -> str:
+        """``data_url``, or the chosen data set's official address (ML-100K's for ``auto``)."""
+        return self.data_url or ADAPTERS[DEFAULT_DATASET if self.dataset == AUTO else self.dataset].official_url
 
     @property
     def pgdata(self) -> Path:

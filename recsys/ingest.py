@@ -1,4 +1,4 @@
-"""`recsys ingest`: fetch, validate, parse and load MovieLens 100K into the feature store."""
+"""`recsys ingest`: fetch, validate, parse and load a data set (``RECSYS_DATASET``) into the feature store."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from recsys.config import Settings
+from recsys.data.adapters import read_dataset
 from recsys.data.download import fetch_archive, local_archive
-from recsys.data.movielens import read_archive
 from recsys.db.engine import check_connection, make_engine
 from recsys.db.migrate import migrate
 from recsys.db.store import current_members, replace_movielens
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class IngestResult:
     fingerprint: str
+    dataset: str  # the adapter that read it
     users: int
     movies: int
     ratings: int
@@ -35,7 +36,7 @@ def ingest(settings: Settings, url: str, *, source: str | None = None, force: bo
     transaction opens, so bad data never touches the tables.
     """
     started = time.perf_counter()
-    source = source or settings.data_url
+    source = source or settings.source_url
     local_archive(source)  # a missing local file fails before the database is touched
     engine = make_engine(url)
     try:
@@ -48,7 +49,9 @@ def ingest(settings: Settings, url: str, *, source: str | None = None, force: bo
             retries=settings.download_retries,
         )
         try:
-            data = read_archive(archive, settings.data_sha256, max_member_bytes=settings.max_member_bytes)
+            data = read_dataset(
+                archive, settings.dataset, settings.data_sha256, max_member_bytes=settings.max_member_bytes
+            )
         except DataError:
             if archive.parent == settings.download_dir:
                 archive.unlink(missing_ok=True)  # a bad cached download must not stick
@@ -62,6 +65,7 @@ def ingest(settings: Settings, url: str, *, source: str | None = None, force: bo
         engine.dispose()
     return IngestResult(
         data.fingerprint,
+        data.dataset,
         len(data.users),
         len(data.movies),
         len(data.ratings),

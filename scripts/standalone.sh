@@ -123,7 +123,7 @@ python - "$PASSWORDS" "${AIRFLOW_USER:-admin}" "http://${URL_HOST}:${PORT}" "$HO
 import json, sys
 from recsys.config import Settings
 path, user, url, host, logs, data = sys.argv[1:]
-data = data or Settings.model_fields["data_url"].default  # unset: the official address
+data = data or Settings().source_url  # unset: the data set's official address
 print(f"\n  Airflow UI:  {url}   (listening on {host}; RECSYS_AIRFLOW_HOST / AIRFLOW_PORT change it)")
 print(f"  login:       {user} / {json.loads(open(path).read())[user]}   (stored in {path})")
 print("  DAGs:        movielens_ingest, movielens_train, movielens_precompute paused (unpause to schedule);")

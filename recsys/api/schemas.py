@@ -206,7 +206,8 @@ SCORE_DESCRIPTION = (
     "For a run published before migration 0007 it is the predicted rating."
 )
 PREDICTED_RATING_DESCRIPTION = (
-    "Predicted rating (1-5) of this user for this movie, from the published model version; it does not "
+    "Predicted rating of this user for this movie on the data set's scale (MovieLens 100K: 1-5, the "
+    "half-star CSV releases: 0.5-5), from the published model version; it does not "
     "order the list. Null for a run published before migration 0007 (whose score is the predicted rating)."
 )
 
@@ -216,7 +217,7 @@ class RankedMovie(BaseModel):
     title: str
     genres: list[str]
     score: float = Field(description=SCORE_DESCRIPTION)
-    predicted_rating: float | None = Field(ge=1, le=5, description=PREDICTED_RATING_DESCRIPTION)
+    predicted_rating: float | None = Field(ge=0.5, le=5, description=PREDICTED_RATING_DESCRIPTION)
     rank: int | None = Field(
         description="Rank among the user's unseen movies in the published ranking (1 = highest score); "
         "null when already rated."
@@ -265,7 +266,7 @@ class Recommendation(BaseModel):
     title: str
     genres: list[str]
     score: float = Field(description=SCORE_DESCRIPTION)
-    predicted_rating: float | None = Field(ge=1, le=5, description=PREDICTED_RATING_DESCRIPTION)
+    predicted_rating: float | None = Field(ge=0.5, le=5, description=PREDICTED_RATING_DESCRIPTION)
 
 
 class TopKResponse(RunInfo):

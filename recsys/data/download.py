@@ -136,7 +136,7 @@ if __name__ == "__main__":  # scripts/pipeline.sh checks RECSYS_DATA_URL before 
     from recsys.errors import RecsysError
 
     try:
-        local_archive(get_settings().data_url)
+        local_archive(get_settings().source_url)
     except RecsysError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -1,19 +1,15 @@
-"""Parse and validate the MovieLens 100K archive into clean DataFrames.
+"""The ML-100K adapter: parse and validate the MovieLens 100K archive into clean DataFrames.
 
+Also home of ``MovieLens``, the frames every adapter produces (``recsys.data.adapters``).
 Every check names the member file and line, because a user who brings a damaged or
-edited archive needs to know exactly what to fix. The archive is read straight from the
-zip: nothing is extracted to disk, so no MovieLens file lands in the work tree. Members
-are read in chunks up to a size limit, so a zip bomb fails fast instead of filling memory;
-every member read is fingerprinted, so a changed side file counts as a different data set.
+edited archive needs to know exactly what to fix. The zip is read safely by
+``recsys.data.archive`` (size cap, chunks, every member fingerprinted).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zipfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -21,15 +17,26 @@ from pathlib import Path
 import pandas as pd
 
 from recsys.config import MAX_MEMBER_BYTES
+from recsys.data.adapters import ADAPTERS, STARS, RatingScale
+from recsys.data.archive import (
+    LATIN1,
+    Archive,
+    check_timestamp,
+    decode_latin1,
+    fields,
+    member_names,
+    open_zip,
+    parse_int,
+    refuse_duplicate_ratings,
+    require_unique,
+)
 from recsys.errors import DataError
 
-MEMBERS = ("u.data", "u.item", "u.user", "u.genre", "u.occupation", "u.info")
-CANONICAL_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
-ENCODING = "latin-1"  # the raw files predate UTF-8 (e.g. accented French titles)
+ADAPTER = ADAPTERS["ml-100k"]
+MEMBERS = ADAPTER.members
+CANONICAL_SPLITS = ADAPTER.native_splits
+ENCODING = LATIN1  # the raw files predate UTF-8 (e.g. accented French titles)
 _TITLE_YEAR = re.compile(r"\((\d{4})\)\s*$")
-_NON_ASCII = re.compile(rb"[\x80-\xff]")
-_CHUNK = 1 << 20  # members are decompressed this much at a time
-_LAST_TIMESTAMP = int(pd.Timestamp.max.timestamp())  # 2262-04-11: the latest time pandas holds
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,10 @@ class MovieLens:
     split_tests: pd.DataFrame  # split, user_id, movie_id: the test part of each canonical split
     genres: list[str]
     occupations: list[str]
-    fingerprint: str  # sha256 of u.data
+    fingerprint: str  # sha256 of the adapter's fingerprint member (ML-100K: u.data)
     member_sha256: dict[str, str] = field(default_factory=dict)  # sha256 of every member read, by bare name
+    dataset: str = "ml-100k"  # the adapter that read it (recsys.data.adapters)
+    scale: RatingScale = STARS  # the ratings it allows
 
 
 def read_archive(
@@ -51,8 +60,8 @@ def read_archive(
 ) -> MovieLens:
     """Read, fingerprint and validate the whole archive, or raise ``DataError``."""
     path = Path(path)
-    with _open_zip(path) as zf:
-        archive = _Archive(zf, path, _member_names(zf, path), max_member_bytes)
+    with open_zip(path) as zf:
+        archive = Archive(zf, path, _member_names(zf, path), max_member_bytes)
         raw_data = archive.read("u.data")
         fingerprint = archive.member_sha256["u.data"]
         if expected_sha256 and fingerprint != expected_sha256:
@@ -67,7 +76,7 @@ def read_archive(
         occupations = [ln.strip() for ln in text["u.occupation"].splitlines() if ln.strip()]
         users = _parse_users(text["u.user"], set(occupations))
         movies = _parse_movies(text["u.item"], genres)
-        ratings = _parse_ratings(_decode(raw_data, "u.data"), "u.data", users, movies)
+        ratings = _parse_ratings(decode_latin1(raw_data, "u.data"), "u.data", users, movies)
         _check_counts(text["u.info"], users, movies, ratings)
         split_tests = _read_split_tests(archive, ratings)
     return MovieLens(
@@ -92,21 +101,15 @@ def read_ratings_file(path: Path | str) -> pd.DataFrame:
     return _parse_ratings(content, str(path), users=None, movies=None)
 
 
-def _open_zip(path: Path) -> zipfile.ZipFile:
-    if not path.is_file():
-        raise DataError("archive not found", source=str(path))
-    try:
-        return zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise DataError(
-            f"not a valid zip archive ({exc}); the download is truncated or corrupt",
-            source=str(path),
-        ) from exc
+def title_year(title: str) -> int | None:
+    """The year in a title's trailing "(YYYY)", if any."""
+    match = _TITLE_YEAR.search(title)
+    return int(match.group(1)) if match else None
 
 
 def _member_names(zf: zipfile.ZipFile, path: Path) -> dict[str, str]:
     """Map bare member names to their path in the zip (the official one nests under ml-100k/)."""
-    found = {name.rsplit("/", 1)[-1]: name for name in zf.namelist() if not name.endswith("/")}
+    found = member_names(zf)
     wanted = MEMBERS + tuple(f"{s}.{p}" for s in CANONICAL_SPLITS for p in ("base", "test"))
     missing = [m for m in wanted if m not in found]
     if missing:
@@ -114,93 +117,7 @@ def _member_names(zf: zipfile.ZipFile, path: Path) -> dict[str, str]:
     return found
 
 
-@dataclass
-class _Archive:
-    """The open zip's members by bare name: read within the size limit, fingerprinted as read."""
-
-    zf: zipfile.ZipFile
-    path: Path
-    names: dict[str, str]
-    max_member_bytes: int
-    member_sha256: dict[str, str] = field(default_factory=dict)
-
-    def read(self, name: str) -> bytes:
-        raw = _read_bytes(self.zf, self.names[name], self.path, self.max_member_bytes)
-        self.member_sha256[name] = hashlib.sha256(raw).hexdigest()
-        return raw
-
-    def text(self, name: str) -> str:
-        return _decode(self.read(name), name)
-
-
-def _read_bytes(zf: zipfile.ZipFile, member: str, path: Path, limit: int) -> bytes:
-    declared = zf.getinfo(member).file_size
-    if declared > limit:
-        raise DataError(f"member {member} declares {declared:,} bytes uncompressed, {_over(limit)}", source=str(path))
-    chunks, size = [], 0
-    try:
-        with zf.open(member) as stream:
-            while chunk := stream.read(_CHUNK):
-                size += len(chunk)
-                if size > limit:  # the header lied: stop before the rest is decompressed
-                    raise DataError(
-                        f"member {member} unpacks to more than it declares, {_over(limit)}", source=str(path)
-                    )
-                chunks.append(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise DataError(f"member {member} is corrupt ({exc})", source=str(path)) from exc
-    return b"".join(chunks)
-
-
-def _over(limit: int) -> str:
-    return f"over the limit of {limit:,} bytes (RECSYS_MAX_MEMBER_BYTES); the archive is not MovieLens 100K"
-
-
-def _decode(raw: bytes, member: str) -> str:
-    """latin-1 decodes any bytes, so a NUL or a UTF-8 file would load silently as garbage."""
-    if (nul := raw.find(b"\x00")) >= 0:
-        raise DataError("contains a NUL byte; the file is binary or damaged", source=member, line=_line_at(raw, nul))
-    if (first := _NON_ASCII.search(raw)) and _is_utf8(raw):
-        raise DataError(
-            f"is UTF-8 encoded (multi-byte characters), but MovieLens 100K files are {ENCODING}; "
-            f"re-encode it, e.g. iconv -f UTF-8 -t LATIN1",
-            source=member,
-            line=_line_at(raw, first.start()),
-        )
-    return raw.decode(ENCODING)
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _line_at(raw: bytes, offset: int) -> int:
-    return raw.count(b"\n", 0, offset) + 1
-
-
-def _fields(content: str, source: str, sep: str, count: int) -> Iterator[tuple[int, list[str]]]:
-    for lineno, line in enumerate(content.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(sep)
-        if len(parts) != count:
-            raise DataError(
-                f"expected {count} {sep!r}-separated fields, got {len(parts)}",
-                source=source,
-                line=lineno,
-            )
-        yield lineno, parts
-
-
-def _int(value: str, what: str, source: str, lineno: int) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise DataError(f"{what} {value!r} is not an integer", source=source, line=lineno) from None
+_fields, _int = fields, parse_int
 
 
 def _parse_genres(content: str) -> list[str]:
@@ -222,7 +139,7 @@ def _parse_users(content: str, occupations: set[str]) -> pd.DataFrame:
             raise DataError(f"unknown occupation {occupation!r}", source="u.user", line=lineno)
         rows.append((user_id, age_v, gender, occupation, zip_code.strip()))
     users = pd.DataFrame(rows, columns=["user_id", "age", "gender", "occupation", "zip_code"])
-    _require_unique(users, "user_id", "u.user")
+    require_unique(users, "user_id", "u.user")
     return users
 
 
@@ -236,11 +153,11 @@ def _parse_movies(content: str, genres: list[str]) -> pd.DataFrame:
         if any(f not in ("0", "1") for f in flags):
             raise DataError("genre flags must be 0 or 1", source="u.item", line=lineno)
         movie_genres = [g for g, f in zip(genres, flags, strict=True) if f == "1"]
-        year = release_date.year if release_date else _title_year(title)
+        year = release_date.year if release_date else title_year(title)
         rows.append((movie_id, title, release_date, year, parts[4] or None, movie_genres))
     movies = pd.DataFrame(rows, columns=["movie_id", "title", "release_date", "release_year", "imdb_url", "genres"])
     movies["release_year"] = movies["release_year"].astype("Int64")
-    _require_unique(movies, "movie_id", "u.item")
+    require_unique(movies, "movie_id", "u.item")
     return movies
 
 
@@ -251,11 +168,6 @@ def _parse_date(value: str, lineno: int) -> date | None:
         return datetime.strptime(value, "%d-%b-%Y").date()
     except ValueError:
         raise DataError(f"release date {value!r} is not DD-Mon-YYYY", source="u.item", line=lineno) from None
-
-
-def _title_year(title: str) -> int | None:
-    match = _TITLE_YEAR.search(title)
-    return int(match.group(1)) if match else None
 
 
 def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies: pd.DataFrame | None) -> pd.DataFrame:
@@ -269,12 +181,7 @@ def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies
         stamp = _int(ts, "timestamp", source, lineno)
         if not 1 <= value <= 5:
             raise DataError(f"rating {value} is outside 1-5", source=source, line=lineno)
-        if not 0 <= stamp <= _LAST_TIMESTAMP:
-            raise DataError(
-                f"timestamp {stamp} is not a time between 1970 and 2262 (seconds since 1970-01-01 UTC)",
-                source=source,
-                line=lineno,
-            )
+        check_timestamp(stamp, source, lineno)
         if known_users is not None and user_id not in known_users:
             raise DataError(f"unknown user id {user_id} (not in u.user)", source=source, line=lineno)
         if known_movies is not None and movie_id not in known_movies:
@@ -283,18 +190,9 @@ def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies
     if not rows:
         raise DataError("no ratings", source=source)
     ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    dupes = ratings.duplicated(["user_id", "movie_id"])
-    if dupes.any():
-        first = ratings[dupes].iloc[0]
-        raise DataError(f"user {first.user_id} rates movie {first.movie_id} more than once", source=source)
+    refuse_duplicate_ratings(ratings, source)
     ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
     return ratings
-
-
-def _require_unique(frame: pd.DataFrame, column: str, source: str) -> None:
-    dupes = frame[frame[column].duplicated()][column]
-    if not dupes.empty:
-        raise DataError(f"duplicate {column} {dupes.iloc[0]}", source=source)
 
 
 def _check_counts(info: str, users: pd.DataFrame, movies: pd.DataFrame, ratings: pd.DataFrame) -> None:
@@ -310,7 +208,7 @@ def _check_counts(info: str, users: pd.DataFrame, movies: pd.DataFrame, ratings:
             raise DataError(f"u.info states {stated.get(what)} {what}, the files hold {count}", source="u.info")
 
 
-def _read_split_tests(archive: _Archive, ratings: pd.DataFrame) -> pd.DataFrame:
+def _read_split_tests(archive: Archive, ratings: pd.DataFrame) -> pd.DataFrame:
     """Keep only each canonical split's test part: its base part is all other ratings.
 
     Checked rather than assumed: base + test must cover u.data exactly.

@@ -1,4 +1,4 @@
-"""Train/test splits of the ratings: canonical (u1-u5, ua, ub), random, temporal, or files.
+"""Train/test splits of the ratings: a data set's own (ML-100K: u1-u5, ua, ub), random, temporal, or files.
 
 A split is named by a short spec so that the CLI, the registry and the DAGs can record
 exactly which data a model saw: ``u1`` .. ``u5``, ``ua``, ``ub``, ``random:0.2:42``
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.data.movielens import CANONICAL_SPLITS, read_ratings_file
+from recsys.data.adapters import NATIVE_SPLITS as CANONICAL_SPLITS
+from recsys.data.movielens import read_ratings_file
 from recsys.errors import ConfigError, DataError
 
 
@@ -87,7 +88,10 @@ def _cold_args(spec: str, args: str) -> tuple[str, int, int]:
 def canonical_split(name: str, ratings: pd.DataFrame, split_tests: pd.DataFrame) -> Split:
     test_keys = split_tests.loc[split_tests["split"] == name, ["user_id", "movie_id"]]
     if test_keys.empty:
-        raise DataError(f"no test ratings recorded for canonical split {name!r}; run ingest first")
+        raise DataError(
+            f"no test ratings recorded for canonical split {name!r}: run ingest first, or the loaded data set has "
+            "no such split of its own (only ML-100K has u1-u5, ua, ub); use random:F:SEED or temporal:F"
+        )
     marked = ratings.merge(test_keys.assign(_test=True), on=["user_id", "movie_id"], how="left")
     is_test = marked.pop("_test").fillna(False).astype(bool)
     return Split(name, _clean(marked[~is_test]), _clean(marked[is_test]))

@@ -96,3 +96,61 @@ def _canonical_splits(ratings: list[tuple], rng: np.random.Generator) -> dict[st
 
 def _lines(rows: list[tuple]) -> str:
     return "".join("\t".join(map(str, row)) + "\n" for row in rows)
+
+
+def synthetic_csv_members(n_users: int = 30, n_movies: int = 40, per_user: int = 15, seed: int = 0) -> dict[str, bytes]:
+    """Members in the MovieLens CSV layout (ml-latest-small, 25M, 32M): half stars, no demographics.
+
+    Sparse movie ids (as the real releases have), a quoted title with a comma, a movie with
+    ``(no genres listed)`` and one without a year; every check of the CSV adapter passes.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [m * 7 for m in range(1, n_movies + 1)]
+    movies = ["movieId,title,genres\n"]
+    for k, m in enumerate(ids):
+        genres = "(no genres listed)" if k == 1 else "|".join(rng.choice(GENRES[1:], size=2, replace=False))
+        title = (
+            f'"Movie {m}, The ({1950 + m % 48})"'
+            if k == 0
+            else f"Movie {m}"
+            if k == 2
+            else f"Movie {m} ({1950 + m % 48})"
+        )
+        movies.append(f"{m},{title},{genres}\n")
+    ratings = ["userId,movieId,rating,timestamp\n"]
+    for u in range(1, n_users + 1):
+        for m in sorted(rng.choice(ids, size=per_user, replace=False)):
+            ratings.append(f"{u},{m},{rng.integers(1, 11) / 2:.1f},{1_200_000_000 + int(rng.integers(0, 10**8))}\n")
+    return {"movies.csv": "".join(movies).encode(), "ratings.csv": "".join(ratings).encode()}
+
+
+def csv_fingerprint(members: dict[str, bytes]) -> str:
+    return hashlib.sha256(members["ratings.csv"]).hexdigest()
+
+
+ML1M_GENRES = GENRES[1:]  # ML-1M's 18 genres: ML-100K's without "unknown"
+
+
+def synthetic_1m_members(n_users: int = 30, n_movies: int = 40, per_user: int = 15, seed: int = 0) -> dict[str, bytes]:
+    """Members in the MovieLens 1M layout (``::``-separated ``.dat``, latin-1); every check passes.
+
+    Ages are the release's age groups, occupations its codes 0-20, one title is accented
+    (latin-1 bytes, as in the release).
+    """
+    rng = np.random.default_rng(seed)
+    ages = (1, 18, 25, 35, 45, 50, 56)
+    users = "".join(
+        f"{u}::{'MF'[u % 2]}::{ages[u % len(ages)]}::{u % 21}::{rng.integers(10000, 99999)}\n"
+        for u in range(1, n_users + 1)
+    )
+    movies = []
+    for m in range(1, n_movies + 1):
+        name = "Misérables" if m == 3 else "Movie"
+        genres = "|".join(rng.choice(ML1M_GENRES, size=2, replace=False))
+        movies.append(f"{m}::{name} {m} ({1950 + m % 48})::{genres}\n")
+    ratings = []
+    for u in range(1, n_users + 1):
+        for m in rng.choice(np.arange(1, n_movies + 1), size=per_user, replace=False):
+            ratings.append(f"{u}::{int(m)}::{int(rng.integers(1, 6))}::{956_703_932 + int(rng.integers(0, 10**7))}\n")
+    members = {"users.dat": users, "movies.dat": "".join(movies), "ratings.dat": "".join(ratings)}
+    return {name: text.encode("latin-1") for name, text in members.items()}

@@ -24,6 +24,7 @@ from aiosql.queries import Queries
 from aiosql.types import QueryFn
 from psycopg import sql
 
+from recsys.data.adapters import adapter
 from recsys.data.movielens import MovieLens
 from recsys.db.sql import dbapi, queries
 from recsys.errors import DataError
@@ -68,8 +69,10 @@ def newest_fingerprint(conn: sa.Connection) -> str | None:
 
 def replace_movielens(engine: sa.Engine, data: MovieLens, source: str) -> None:
     """Replace the feature store's contents with ``data`` atomically."""
+    # A data set without a side column (no demographics) stores NULL in it.
+    users = data.users.reindex(columns=list(_TABLES["users"])).astype(object)
     rows = {
-        "users": data.users.itertuples(index=False),
+        "users": (tuple(_none(v) for v in u) for u in users.itertuples(index=False)),
         "movies": (
             (m.movie_id, m.title, m.release_date, _none(m.release_year), m.imdb_url, list(m.genres))
             for m in data.movies.itertuples(index=False)
@@ -103,26 +106,41 @@ def _replace(engine: sa.Engine, data: MovieLens, source: str, rows: dict[str, It
             users=len(data.users),
             movies=len(data.movies),
             ratings=len(data.ratings),
+            dataset=data.dataset,
         )
         q.analyze_feature_store(pg)
 
 
 def load_movielens(engine: sa.Engine) -> MovieLens:
-    """The feature store as the same frames the archive parser produces."""
+    """The feature store as the same frames the archive parser produces.
+
+    Only the side columns the loaded data set's adapter fills come back, so a data set
+    without demographics gives frames, and so a model, without them.
+    """
     with engine.connect() as conn:
         users = _frame(conn, _sql().users_frame)
         movies = _frame(conn, _sql().movies_frame)
         ratings = _frame(conn, _sql().ratings_frame)
         split_tests = _frame(conn, _sql().split_tests_frame)
         fingerprint = newest_fingerprint(conn)
+        name = _sql().newest_dataset_adapter(dbapi(conn))
     if fingerprint is None or users.empty:
         raise DataError("the feature store is empty; run `recsys ingest` first")
-    movies["release_year"] = movies["release_year"].astype("Int64")
-    movies["genres"] = movies["genres"].map(list)
+    source = adapter(name)
+    users = users[["user_id", *source.user_columns]]
+    movies = movies[["movie_id", *source.movie_columns]]
+    if "release_year" in movies:
+        movies["release_year"] = movies["release_year"].astype("Int64")
+    if "genres" in movies:
+        movies["genres"] = movies["genres"].map(list)
+    if source.scale.step == 1:  # whole stars come back as the integers the parser gave
+        ratings["rating"] = ratings["rating"].round().astype("int64")
     ratings["rated_at"] = pd.to_datetime(ratings["rated_at"], utc=True)
-    genres = sorted({g for gs in movies["genres"] for g in gs})
-    occupations = sorted(users["occupation"].unique())
-    return MovieLens(users, movies, ratings, split_tests, genres, occupations, fingerprint)
+    genres = sorted({g for gs in movies.get("genres", []) for g in gs})
+    occupations = sorted(users["occupation"].unique()) if "occupation" in users else []
+    return MovieLens(
+        users, movies, ratings, split_tests, genres, occupations, fingerprint, dataset=name, scale=source.scale
+    )
 
 
 def rating_triples(conn: sa.Connection) -> pd.DataFrame:

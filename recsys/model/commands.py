@@ -14,7 +14,6 @@ from recsys.config import DEFAULT_TRAIN_SPLIT
 from recsys.model.config import PRESETS
 from recsys.native_log import start_tensorflow
 
-FOLDS = ("u1", "u2", "u3", "u4", "u5")
 DEFAULT_HOLDOUT = DEFAULT_TRAIN_SPLIT  # a weekly job predicts next week: hold out the newest ratings
 
 
@@ -55,7 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--baselines", default="all", help="all, none, or a comma list of: " + ", ".join(_baseline_names())
     )
     evaluate.add_argument("--out", type=Path, default=Path("reports"), help="reports directory")
-    evaluate.add_argument("--folds", action="store_true", help="run u1..u5 and report the means (ignores --split)")
+    evaluate.add_argument(
+        "--folds",
+        action="store_true",
+        help="run the data set's own folds (ML-100K: u1..u5) and report the means (ignores --split)",
+    )
     evaluate.set_defaults(handler=evaluate_command)
 
 
@@ -129,7 +132,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, **overrides)
     seed = cfg.seed
     _, ml = _load_data()
-    splits = list(FOLDS) if args.folds else [args.split]
+    splits = _folds(ml.dataset) if args.folds else [args.split]
     per_split = {}
     for spec in splits:
         print(f"== {spec}: fitting {len(methods)} baseline(s) and TFRS {cfg.name} ...", flush=True)
@@ -156,6 +159,19 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(markdown_table(means, title, notes))
         print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _folds(dataset: str) -> list[str]:
+    """The loaded data set's own disjoint folds (its adapter knows them: ML-100K's u1-u5)."""
+    from recsys.data.adapters import adapter
+    from recsys.errors import ConfigError
+
+    folds = list(adapter(dataset).folds)
+    if not folds:
+        raise ConfigError(
+            f"--folds: the loaded data set ({dataset}) has no folds of its own; use --split random:F:SEED"
+        )
+    return folds
 
 
 def _split_facts(ml, split, results) -> dict:

@@ -51,6 +51,7 @@ def export_model(trained, path: Path | str, extra: dict[str, Any] | None = None)
             "split": trained.split,
             "data_fingerprint": trained.data_fingerprint,
             "global_mean": trained.vocab.global_mean,
+            "rating_scale": [trained.vocab.scale.low, trained.vocab.scale.high, trained.vocab.scale.step],
             "known_users": len(trained.vocab.user_ids),
             "known_movies": len(trained.vocab.movie_ids),
             "best_epoch": trained.best_epoch,

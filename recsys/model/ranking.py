@@ -20,7 +20,6 @@ from recsys.model.towers import Lookup, Tower, _l2, bag_levels
 from recsys.model.vocab import Bags, Vocabulary
 
 keras = tf.keras
-RATING_MIN, RATING_MAX = 1.0, 5.0
 
 
 class RankingModel(tfrs.Model):
@@ -54,7 +53,8 @@ class RankingModel(tfrs.Model):
                 embeddings_regularizer=_l2(cfg.l2_embedding),
             )
             self.global_bias = tf.Variable(vocab.global_mean, dtype=tf.float32, name="global_mean")
-        self.levels = bag_levels(cfg)
+        self.levels = bag_levels(cfg, vocab)
+        self.scale = vocab.scale  # the served rating is clipped to it
         self.global_mean = vocab.global_mean  # centre of the rating-weighted bags (a constant)
         self.task = tfrs.tasks.Ranking(
             loss=keras.losses.MeanSquaredError(),
@@ -131,10 +131,11 @@ class RankingModel(tfrs.Model):
         (user_index, movie_index), (seen_user, seen_movie) = self._indices(features, training)
         user_target = movie_target = None
         if "mask_rating" in features:  # training/validation pairs that sit inside the bags
-            rating = tf.cast(features["mask_rating"], tf.int64)
-            level = tf.maximum(rating - 1, 0) if self.levels > 1 else tf.zeros_like(rating)
-            inside = (rating > 0) & (user_index > 0) & (movie_index > 0)
-            weight = tf.cast(rating, tf.float32) - self.global_mean
+            marked = tf.cast(features["mask_rating"], tf.int64)  # rating level + 1; 0: not in the bags
+            level = tf.maximum(marked - 1, 0) if self.levels > 1 else tf.zeros_like(marked)
+            inside = (marked > 0) & (user_index > 0) & (movie_index > 0)
+            rating = self.scale.low + tf.cast(marked - 1, tf.float32) * self.scale.step
+            weight = rating - self.global_mean
             # The target pair leaves both bags: the movie from the user's, the user from the
             # movie's. A hidden id has an empty bag (row 0), so there is nothing to remove.
             user_target = {
@@ -161,7 +162,8 @@ class RankingModel(tfrs.Model):
 
     def finish(self, raw: tf.Tensor) -> tf.Tensor:
         """Served rating: raw score clipped to the rating scale (if configured)."""
-        return tf.clip_by_value(raw, RATING_MIN, RATING_MAX) if self.cfg.clip_predictions else raw
+        low, high = self.scale.low, self.scale.high
+        return tf.clip_by_value(raw, low, high) if self.cfg.clip_predictions else raw
 
 
 __all__ = ["Lookup", "RankingModel"]

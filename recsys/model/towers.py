@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from recsys.model.config import ModelConfig
 from recsys.model.features import Feature, Side, enabled, id_feature
-from recsys.model.vocab import RATING_LEVELS, Bags, Vocabulary
+from recsys.model.vocab import Bags, Vocabulary
 
 keras = tf.keras
 
@@ -213,5 +213,6 @@ class Tower(keras.layers.Layer):
         return tf.concat(parts, axis=-1)
 
 
-def bag_levels(cfg: ModelConfig) -> int:
-    return RATING_LEVELS if cfg.bag_ratings else 1
+def bag_levels(cfg: ModelConfig, vocab: Vocabulary) -> int:
+    """Bag keys per item: one per rating level of the data set's scale when keyed by rating."""
+    return vocab.scale.levels if cfg.bag_ratings else 1

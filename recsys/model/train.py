@@ -96,9 +96,9 @@ def check_inputs(ml: MovieLens, split: Split, cfg: ModelConfig) -> None:
         )
     if train["user_id"].nunique() < MIN_USERS or train["movie_id"].nunique() < MIN_MOVIES:
         raise DataError(f"split {split.name!r}: training needs at least {MIN_USERS} users and movies")
-    bad = train[(train["rating"] < 1) | (train["rating"] > 5)]
+    bad = train[~train["rating"].map(ml.scale.allows)]
     if not bad.empty:
-        raise DataError(f"split {split.name!r}: ratings must be 1-5, found {bad['rating'].iloc[0]}")
+        raise DataError(f"split {split.name!r}: ratings must be {ml.scale}, found {bad['rating'].iloc[0]}")
     inputs.require_known_ids(train, ml, f"split {split.name!r} training part")
     if not split.test.empty:
         inputs.require_known_ids(split.test, ml, f"split {split.name!r} test part")
@@ -143,7 +143,7 @@ def train(
     started = time.perf_counter()
     users, movies = inputs.user_table(ml), inputs.movie_table(ml)
     fit_part, valid_part = validation_slice(split, cfg.validation_fraction, cfg.seed)
-    vocab = build_vocabulary(split.train, users, movies)
+    vocab = build_vocabulary(split.train, users, movies, ml.scale)
     needs_bags = cfg.use_user_bag or cfg.use_movie_bag or cfg.retrieval_dim > 0
     bags = build_bags(split.train, vocab, cfg.bag_ratings) if needs_bags else None
 
@@ -151,7 +151,7 @@ def train(
         cols = inputs.pair_features(part, users, movies)
         cols["rating"] = part["rating"].to_numpy(np.float32)
         if bags is not None:
-            cols.update(bag_targets(part, bags))
+            cols.update(bag_targets(part, bags, vocab.scale))
         ds = tf.data.Dataset.from_tensor_slices(cols)
         if shuffle:
             ds = ds.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
@@ -255,7 +255,7 @@ def _fit_retrieval(cfg: ModelConfig, vocab, bags, users, movies, fit_part, valid
     def dataset(part: pd.DataFrame, shuffle: bool) -> tf.data.Dataset:
         part = part[part["rating"] >= cfg.retrieval_min_rating]
         cols = inputs.pair_features(part, users, movies)
-        cols.update(bag_targets(part, fit_bags))
+        cols.update(bag_targets(part, fit_bags, vocab.scale))
         cols["catalogue_pos"] = catalogue_positions(part, movies)
         ds = tf.data.Dataset.from_tensor_slices(cols)
         if shuffle:
@@ -293,7 +293,7 @@ def _validation_predictions(trained: TrainedModel, part: pd.DataFrame, bags) -> 
     """Served (clipped) ratings for validation pairs, each masked out of its own bags."""
     cols = trained.features(part)
     if bags is not None:
-        cols.update(bag_targets(part, bags))
+        cols.update(bag_targets(part, bags, trained.vocab.scale))
     model = trained.model
     out = []
     for start in range(0, len(part), 65_536):

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from recsys.data.adapters import STARS, RatingScale
 from recsys.model.features import MISSING, SIDES, Feature, Side, id_feature, of_side, raw_columns
-
-RATING_LEVELS = 5  # bag keys per item when bags are keyed by (item, rating)
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,7 @@ class Vocabulary:
 
     values: dict[str, list]
     global_mean: float
+    scale: RatingScale = STARS  # the data set's ratings: bags keyed by (item, rating) have one key per level
 
     @property
     def user_ids(self) -> list[str]:
@@ -66,7 +66,9 @@ class Bags:
     movie_rated_weights: np.ndarray
 
 
-def build_vocabulary(train: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame) -> Vocabulary:
+def build_vocabulary(
+    train: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame, scale: RatingScale = STARS
+) -> Vocabulary:
     """``users``/``movies`` are the raw input tables (``inputs.user_table``/``movie_table``)."""
     values: dict[str, list] = {}
     for side, table in zip(SIDES, (users, movies), strict=True):
@@ -74,7 +76,7 @@ def build_vocabulary(train: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFr
         seen = table.loc[np.unique(train[key].astype("int64"))]  # rows in training, ascending id
         for feature in of_side(side, table.columns):
             values[feature.name] = feature_vocabulary(feature, seen if feature.vocabulary == "train" else table)
-    return Vocabulary(values=values, global_mean=float(train["rating"].mean()))
+    return Vocabulary(values=values, global_mean=float(train["rating"].mean()), scale=scale)
 
 
 def feature_vocabulary(feature: Feature, rows: pd.DataFrame) -> list:
@@ -97,8 +99,8 @@ def build_bags(train: pd.DataFrame, vocab: Vocabulary, by_rating: bool) -> Bags:
     movie_index = {int(m): i + 1 for i, m in enumerate(vocab.movie_ids)}
     u = train["user_id"].astype("int64").map(user_index).to_numpy(np.int64)
     m = train["movie_id"].astype("int64").map(movie_index).to_numpy(np.int64)
-    level = train["rating"].to_numpy(np.int64) - 1 if by_rating else np.zeros(len(train), np.int64)
-    levels = RATING_LEVELS if by_rating else 1
+    level = rating_levels(train["rating"], vocab.scale) if by_rating else np.zeros(len(train), np.int64)
+    levels = vocab.scale.levels if by_rating else 1
     centered = train["rating"].to_numpy(np.float32) - np.float32(vocab.global_mean)
     user_order, movie_order = np.lexsort((m, u)), np.lexsort((u, m))
     return Bags(
@@ -114,10 +116,11 @@ def build_bags(train: pd.DataFrame, vocab: Vocabulary, by_rating: bool) -> Bags:
     )
 
 
-def bag_targets(pairs: pd.DataFrame, bags: Bags) -> dict[str, np.ndarray]:
+def bag_targets(pairs: pd.DataFrame, bags: Bags, scale: RatingScale = STARS) -> dict[str, np.ndarray]:
     """Per pair: where it sits in the bags, so training can take it out of its own bags.
 
-    ``mask_rating`` is the pair's rating if it is inside the bags, else 0;
+    ``mask_rating`` is the pair's rating level + 1 if it is inside the bags, else 0 (on whole
+    stars 1-5 that is the rating itself; the model turns it back with ``scale``);
     ``bag_pos_user``/``bag_pos_movie`` its entry in the user-/movie-sorted bag arrays.
     """
     rated = bags.rated.astype({"user_id": "int64", "movie_id": "int64"})
@@ -130,10 +133,17 @@ def bag_targets(pairs: pd.DataFrame, bags: Bags) -> dict[str, np.ndarray]:
     rated = rated.assign(bag_pos_user=pos_user, bag_pos_movie=pos_movie)
     keyed = pairs[["user_id", "movie_id"]].astype("int64").merge(rated, on=["user_id", "movie_id"], how="left")
     return {
-        "mask_rating": keyed["rating"].fillna(0).astype("int64").to_numpy(),
+        "mask_rating": np.where(
+            keyed["rating"].isna(), 0, rating_levels(keyed["rating"].fillna(scale.low), scale) + 1
+        ).astype(np.int64),
         "bag_pos_user": keyed["bag_pos_user"].fillna(0).astype("int64").to_numpy(),
         "bag_pos_movie": keyed["bag_pos_movie"].fillna(0).astype("int64").to_numpy(),
     }
+
+
+def rating_levels(ratings: pd.Series, scale: RatingScale) -> np.ndarray:
+    """Each rating's level on ``scale``, 0 .. levels-1 (whole stars 1-5: the rating - 1)."""
+    return np.rint((ratings.to_numpy(np.float64) - scale.low) / scale.step).astype(np.int64)
 
 
 def _sorted_pairs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -16,12 +16,15 @@ import numpy as np
 import sqlalchemy as sa
 from psycopg import sql
 
+from recsys.data.adapters import ADAPTERS
 from recsys.db.sql import dbapi, queries
 from recsys.db.store import catalogue_size
 from recsys.errors import RecsysError
 from recsys.scoring.runs import PublishError, Run, run_table_sql
 
-RATING_RANGE = (1.0, 5.0)  # a predicted rating outside it is a broken model (scores have no range)
+# A predicted rating outside it is a broken model (scores have no range): the widest scale of any
+# data set (recsys.data.adapters: half stars from 0.5); each model clips to its own data set's scale.
+RATING_RANGE = (min(a.scale.low for a in ADAPTERS.values()), max(a.scale.high for a in ADAPTERS.values()))
 READBACK_SAMPLE = 64  # rows per shard read back from the table and compared with what was ranked
 
 

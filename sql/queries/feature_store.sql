@@ -37,9 +37,13 @@ DELETE FROM recsys.movies;
 -- name: delete_users()!
 DELETE FROM recsys.users;
 
--- name: record_dataset(source, fingerprint, members, users, movies, ratings)!
-INSERT INTO recsys.datasets (source, fingerprint, member_sha256, users, movies, ratings)
-VALUES (:source, :fingerprint, CAST(:members AS jsonb), :users, :movies, :ratings);
+-- name: newest_dataset_adapter()$
+-- Which adapter read the newest load (recsys/data/adapters.py): its side columns and rating scale.
+SELECT dataset FROM recsys.datasets ORDER BY dataset_id DESC LIMIT 1;
+
+-- name: record_dataset(source, fingerprint, members, users, movies, ratings, dataset)!
+INSERT INTO recsys.datasets (source, fingerprint, member_sha256, users, movies, ratings, dataset)
+VALUES (:source, :fingerprint, CAST(:members AS jsonb), :users, :movies, :ratings, :dataset);
 
 -- name: analyze_feature_store()!
 ANALYZE recsys.users, recsys.movies, recsys.ratings, recsys.split_tests;

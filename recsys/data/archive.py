@@ -1,0 +1,177 @@
+"""Reading a data set's zip archive safely: shared by every dataset adapter.
+
+Members are read straight from the zip (nothing is extracted, so no data file lands in the
+work tree), in chunks up to a size limit so that a zip bomb fails fast instead of filling
+memory, and every member read is fingerprinted, so a changed side file counts as a
+different data set. Every error names the member and, where there is one, the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from recsys.errors import DataError
+
+LATIN1 = "latin-1"
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+_CHUNK = 1 << 20  # members are decompressed this much at a time
+LAST_TIMESTAMP = int(pd.Timestamp.max.timestamp())  # 2262-04-11: the latest time pandas holds
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    if not path.is_file():
+        raise DataError("archive not found", source=str(path))
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise DataError(
+            f"not a valid zip archive ({exc}); the download is truncated or corrupt",
+            source=str(path),
+        ) from exc
+
+
+def member_names(zf: zipfile.ZipFile) -> dict[str, str]:
+    """Bare member names and their path in the zip (the official archives nest under one folder)."""
+    return {name.rsplit("/", 1)[-1]: name for name in zf.namelist() if not name.endswith("/")}
+
+
+@dataclass
+class Archive:
+    """The open zip's members by bare name: read within the size limit, fingerprinted as read."""
+
+    zf: zipfile.ZipFile
+    path: Path
+    names: dict[str, str]
+    max_member_bytes: int
+    dataset: str = "MovieLens 100K"  # named in the size-limit message
+    member_sha256: dict[str, str] = field(default_factory=dict)
+
+    def read(self, name: str) -> bytes:
+        raw = read_bytes(self.zf, self.names[name], self.path, self.max_member_bytes, self.dataset)
+        self.member_sha256[name] = hashlib.sha256(raw).hexdigest()
+        return raw
+
+    def text(self, name: str, encoding: str = LATIN1) -> str:
+        raw = self.read(name)
+        return decode_latin1(raw, name) if encoding == LATIN1 else decode_utf8(raw, name)
+
+
+def read_bytes(zf: zipfile.ZipFile, member: str, path: Path, limit: int, dataset: str = "MovieLens 100K") -> bytes:
+    declared = zf.getinfo(member).file_size
+    if declared > limit:
+        raise DataError(
+            f"member {member} declares {declared:,} bytes uncompressed, {_over(limit, dataset)}", source=str(path)
+        )
+    chunks, size = [], 0
+    try:
+        with zf.open(member) as stream:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:  # the header lied: stop before the rest is decompressed
+                    raise DataError(
+                        f"member {member} unpacks to more than it declares, {_over(limit, dataset)}",
+                        source=str(path),
+                    )
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise DataError(f"member {member} is corrupt ({exc})", source=str(path)) from exc
+    return b"".join(chunks)
+
+
+def _over(limit: int, dataset: str) -> str:
+    return f"over the limit of {limit:,} bytes (RECSYS_MAX_MEMBER_BYTES); the archive is not {dataset}"
+
+
+def _refuse_nul(raw: bytes, member: str) -> None:
+    if (nul := raw.find(b"\x00")) >= 0:
+        raise DataError("contains a NUL byte; the file is binary or damaged", source=member, line=line_at(raw, nul))
+
+
+def decode_latin1(raw: bytes, member: str, dataset: str = "MovieLens 100K") -> str:
+    """latin-1 decodes any bytes, so a NUL or a UTF-8 file would load silently as garbage."""
+    _refuse_nul(raw, member)
+    if (first := _NON_ASCII.search(raw)) and _is_utf8(raw):
+        raise DataError(
+            f"is UTF-8 encoded (multi-byte characters), but {dataset} files are {LATIN1}; "
+            f"re-encode it, e.g. iconv -f UTF-8 -t LATIN1",
+            source=member,
+            line=line_at(raw, first.start()),
+        )
+    return raw.decode(LATIN1)
+
+
+def decode_utf8(raw: bytes, member: str) -> str:
+    """The CSV releases are UTF-8: a byte that is not names its line instead of loading as mojibake."""
+    _refuse_nul(raw, member)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            "is not UTF-8 (the MovieLens CSV files are); re-encode it, e.g. iconv -f LATIN1 -t UTF-8",
+            source=member,
+            line=line_at(raw, exc.start),
+        ) from None
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def line_at(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+def fields(content: str, source: str, sep: str, count: int) -> Iterator[tuple[int, list[str]]]:
+    """Each non-blank line split on ``sep``, which must give exactly ``count`` fields."""
+    for lineno, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split(sep)
+        if len(parts) != count:
+            raise DataError(
+                f"expected {count} {sep!r}-separated fields, got {len(parts)}",
+                source=source,
+                line=lineno,
+            )
+        yield lineno, parts
+
+
+def parse_int(value: str, what: str, source: str, lineno: int) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"{what} {value!r} is not an integer", source=source, line=lineno) from None
+
+
+def check_timestamp(stamp: int, source: str, lineno: int) -> None:
+    if not 0 <= stamp <= LAST_TIMESTAMP:
+        raise DataError(
+            f"timestamp {stamp} is not a time between 1970 and 2262 (seconds since 1970-01-01 UTC)",
+            source=source,
+            line=lineno,
+        )
+
+
+def require_unique(frame: pd.DataFrame, column: str, source: str) -> None:
+    dupes = frame[frame[column].duplicated()][column]
+    if not dupes.empty:
+        raise DataError(f"duplicate {column} {dupes.iloc[0]}", source=source)
+
+
+def refuse_duplicate_ratings(ratings: pd.DataFrame, source: str) -> None:
+    dupes = ratings.duplicated(["user_id", "movie_id"])
+    if dupes.any():
+        first = ratings[dupes].iloc[0]
+        raise DataError(f"user {first.user_id} rates movie {first.movie_id} more than once", source=source)

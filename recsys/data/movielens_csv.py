@@ -1,0 +1,142 @@
+"""The MovieLens CSV adapter: ml-latest-small, ml-25m and ml-32m (``RECSYS_DATASET=ml-csv``).
+
+The layout GroupLens has used since 2016, in a top-level folder of the zip:
+``ratings.csv`` (``userId,movieId,rating,timestamp``, half stars 0.5-5.0) and
+``movies.csv`` (``movieId,title,genres``: genres ``|``-separated, ``(no genres listed)``
+for none, titles quoted when they hold a comma, the year as a trailing ``(YYYY)``).
+``tags.csv`` and ``links.csv`` are optional and not read. UTF-8. There are no
+demographics: the users are the ids that rate, and the model has no user side features.
+Every check names the member and line, as the ML-100K adapter does.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+
+from recsys.config import MAX_MEMBER_BYTES
+from recsys.data.adapters import ADAPTERS
+from recsys.data.archive import (
+    Archive,
+    check_timestamp,
+    member_names,
+    open_zip,
+    parse_int,
+    refuse_duplicate_ratings,
+    require_unique,
+)
+from recsys.data.movielens import MovieLens, title_year
+from recsys.errors import DataError
+
+ADAPTER = ADAPTERS["ml-csv"]
+RATINGS, MOVIES = "ratings.csv", "movies.csv"
+RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
+MOVIES_HEADER = ("movieId", "title", "genres")
+NO_GENRES = "(no genres listed)"
+
+
+def read_archive(
+    path: Path | str, expected_sha256: str | None, *, max_member_bytes: int = MAX_MEMBER_BYTES
+) -> MovieLens:
+    """Read, fingerprint and validate a MovieLens CSV archive, or raise ``DataError``."""
+    path = Path(path)
+    with open_zip(path) as zf:
+        names = member_names(zf)
+        missing = [m for m in ADAPTER.members if m not in names]
+        if missing:
+            raise DataError(f"archive is missing member file(s): {', '.join(missing)}", source=str(path))
+        archive = Archive(zf, path, names, max_member_bytes, dataset=ADAPTER.title)
+        ratings_text = archive.text(RATINGS, encoding="utf-8")
+        fingerprint = archive.member_sha256[RATINGS]
+        if expected_sha256 and fingerprint != expected_sha256:
+            raise DataError(
+                f"content fingerprint mismatch: sha256({RATINGS}) is {fingerprint}, expected {expected_sha256}. "
+                "Set RECSYS_DATA_SHA256 (empty skips the check) if this is intended.",
+                source=str(path),
+            )
+        movies = _parse_movies(archive.text(MOVIES, encoding="utf-8"))
+    ratings = _parse_ratings(ratings_text, set(movies["movie_id"]))
+    users = pd.DataFrame({"user_id": pd.unique(ratings["user_id"])}).sort_values("user_id", ignore_index=True)
+    return MovieLens(
+        users=users,
+        movies=movies,
+        ratings=ratings,
+        split_tests=pd.DataFrame(columns=["split", "user_id", "movie_id"]),
+        genres=sorted({g for gs in movies["genres"] for g in gs}),
+        occupations=[],
+        fingerprint=fingerprint,
+        member_sha256=dict(sorted(archive.member_sha256.items())),
+        dataset=ADAPTER.name,
+        scale=ADAPTER.scale,
+    )
+
+
+def _rows(content: str, member: str, header: tuple[str, ...]):
+    """(line number, fields) of each data row, after checking the header names exactly ``header``."""
+    reader = csv.reader(content.splitlines())
+    first = next(reader, None)
+    if first is None:
+        raise DataError("is empty", source=member)
+    if tuple(c.strip() for c in first) != header:
+        raise DataError(
+            f"header is {','.join(first)!r}, expected {','.join(header)!r} (a missing, extra or renamed column)",
+            source=member,
+            line=1,
+        )
+    for fields in reader:
+        if not fields or fields == [""]:
+            continue
+        if len(fields) != len(header):
+            raise DataError(
+                f"expected {len(header)} comma-separated fields, got {len(fields)}", source=member, line=reader.line_num
+            )
+        yield reader.line_num, fields
+
+
+def _positive(value: str, what: str, member: str, lineno: int) -> int:
+    number = parse_int(value, what, member, lineno)
+    if number <= 0:
+        raise DataError(f"{what} {number} is not positive", source=member, line=lineno)
+    return number
+
+
+def _parse_movies(content: str) -> pd.DataFrame:
+    rows = []
+    for lineno, (mid, raw_title, genres) in _rows(content, MOVIES, MOVIES_HEADER):
+        movie_id = _positive(mid, "movie id", MOVIES, lineno)
+        title = " ".join(raw_title.split())
+        names = [] if genres.strip() in ("", NO_GENRES) else [g.strip() for g in genres.split("|")]
+        rows.append((movie_id, title, None, title_year(title), None, names))
+    if not rows:
+        raise DataError("no movies", source=MOVIES)
+    movies = pd.DataFrame(rows, columns=["movie_id", "title", "release_date", "release_year", "imdb_url", "genres"])
+    movies["release_year"] = movies["release_year"].astype("Int64")
+    require_unique(movies, "movie_id", MOVIES)
+    return movies
+
+
+def _parse_ratings(content: str, known_movies: set[int]) -> pd.DataFrame:
+    scale = ADAPTER.scale
+    rows = []
+    for lineno, (uid, mid, rating, ts) in _rows(content, RATINGS, RATINGS_HEADER):
+        user_id = _positive(uid, "user id", RATINGS, lineno)
+        movie_id = _positive(mid, "movie id", RATINGS, lineno)
+        try:
+            value = float(rating)
+        except ValueError:
+            raise DataError(f"rating {rating!r} is not a number", source=RATINGS, line=lineno) from None
+        if not scale.allows(value):
+            raise DataError(f"rating {rating} is outside {scale}", source=RATINGS, line=lineno)
+        stamp = parse_int(ts, "timestamp", RATINGS, lineno)
+        check_timestamp(stamp, RATINGS, lineno)
+        if movie_id not in known_movies:
+            raise DataError(f"unknown movie id {movie_id} (not in {MOVIES})", source=RATINGS, line=lineno)
+        rows.append((user_id, movie_id, value, stamp))
+    if not rows:
+        raise DataError("no ratings", source=RATINGS)
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    refuse_duplicate_ratings(ratings, RATINGS)
+    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
+    return ratings
