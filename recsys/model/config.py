@@ -93,6 +93,13 @@ class ModelConfig(BaseModel):
     retrieval_members: int = Field(
         default=1, ge=1, le=16, description="List heads trained with seeds seed, seed+1, ...; scores averaged."
     )
+    retrieval_id_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of catalogue movies whose id and bias the list head hides per training step, "
+        "so it learns to rank a movie from its features alone (a new movie).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
@@ -125,6 +132,7 @@ _FULL: dict[str, Any] = {
     "id_dropout": 0.1,
     "retrieval_dim": 64,
     "retrieval_members": 3,
+    "retrieval_id_dropout": 0.2,
 }
 
 # The original design: two towers of side-feature embeddings, concatenated into

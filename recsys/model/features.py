@@ -105,7 +105,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("age_bucket",   "user",  "age",          tf.int64,  age_bucket,   vocabulary=AGE_BUCKETS),
     Feature("zip_prefix",   "user",  "zip_code",     tf.string, zip_prefix),
     Feature("movie_id",     "movie", "movie_id",     tf.string, size="id"),
-    Feature("title_tokens", "movie", "title",        tf.string, title_tokens, bag=True, list_head=False,
+    Feature("title_tokens", "movie", "title",        tf.string, title_tokens, bag=True,
             option=("title_mode", "tokens")),
     Feature("title",        "movie", "title",        tf.string, list_head=False, option=("title_mode", "whole")),
     Feature("genres",       "movie", "genres",       tf.string, split_genres, bag=True, vocabulary="all"),

@@ -8,8 +8,9 @@ exact softmax costs one [batch, movies] matmul, so no sampled negatives and no s
 bias to correct).
 
 query(user)      = W_q [user id ; bag of the user's rated movies (target removed) ; side features]
-candidate(movie) = W_c [movie id ; genres ; year ; decade],  plus a per-movie bias
-(the features with ``list_head`` set in ``features.FEATURES``; the title is not one)
+candidate(movie) = W_c [movie id ; title words ; genres ; year ; decade],  plus a per-movie bias
+(the features with ``list_head`` set in ``features.FEATURES``; the whole-title lookup of
+``title_mode: whole`` is not one, being as id-like as the id)
 score            = <query, candidate> + bias
 
 Like SVD++'s implicit term, the bag is what carries the signal: the target pair leaves
@@ -17,6 +18,13 @@ the bag (leave-one-out), and bag entries are dropped at random during training
 (denoising), so a pair is scored the way an unseen movie is at serving time. Each side
 depends on one side only, so the precompute job still runs the towers once per user and
 once per movie and only a dot product per pair.
+
+A new movie (no training rating) has no id embedding and no bias, so it can reach a list
+only through its features. Two things make the head train that path: movies without a
+training rating are left out of the softmax (as negatives only, they would just teach the
+head to push down whatever such movies look like), and ``retrieval_id_dropout`` hides the
+id and the bias of a random share of the catalogue each step, so the features, the title
+words above all, learn to stand in for the id.
 """
 
 from __future__ import annotations
@@ -63,6 +71,8 @@ class RetrievalModel(tfrs.Model):
             name: tf.constant(inputs.as_input(catalogue[name].to_numpy(), name)) for name in vocab.inputs("movie")
         }
         self.seen = tf.constant(seen_matrix(vocab, bags, catalogue))
+        # Movies without a training rating are never a target: they leave the softmax (see the module doc).
+        self.unrated = tf.constant(self.movie_id.index(self.catalogue[self.movie_id.feature.column]).numpy() == 0)
         # hit@10: is the held-out movie in the top 10 of the user's unseen movies; what early
         # stopping watches on the validation slice (the softmax loss bottoms out epochs earlier).
         self.task = tfrs.tasks.Ranking(
@@ -77,9 +87,14 @@ class RetrievalModel(tfrs.Model):
         parts += [lookup.read(features) for lookup in self.user_lookups[1:]]
         return self.query_layer(tf.concat(parts, axis=-1))
 
-    def candidate(self, features) -> tuple[tf.Tensor, tf.Tensor]:
-        """(candidate vector, bias) per movie; an unknown movie is scored from its side features."""
+    def candidate(self, features, hide: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """(candidate vector, bias) per movie; an unknown movie is scored from its features.
+
+        ``hide`` (training): bool per movie, whose id embedding and bias are dropped, as for a new movie.
+        """
         index = self.movie_id.index(features[self.movie_id.feature.column])
+        if hide is not None:
+            index = tf.where(hide, tf.zeros_like(index), index)
         parts = [self.movie_id.embed(index)] + [lookup.read(features) for lookup in self.movie_lookups[1:]]
         bias = tf.squeeze(self.movie_bias(index), -1) * tf.cast(index > 0, tf.float32)
         return self.candidate_layer(tf.concat(parts, axis=-1)), bias
@@ -99,13 +114,16 @@ class RetrievalModel(tfrs.Model):
             "key": movie_index,
         }
         query = self.query(features, user_index, target, training=training)
-        candidates, bias = self.candidate(self.catalogue)
+        hide = None
+        if training and self.cfg.retrieval_id_dropout > 0:
+            hide = tf.random.uniform(tf.shape(self.unrated)) < self.cfg.retrieval_id_dropout
+        candidates, bias = self.candidate(self.catalogue, hide)
         logits = tf.matmul(query, candidates, transpose_b=True) + bias[tf.newaxis, :]
         # The user's other training movies are no competition for the target: the published
-        # list ranks only unseen movies, so the softmax does too.
-        others = tf.gather(self.seen, user_index) & ~tf.cast(
-            tf.one_hot(features["catalogue_pos"], tf.shape(logits)[1]), tf.bool
-        )
+        # list ranks only unseen movies, so the softmax does too. Nor are movies without a
+        # training rating (never a target; see the module doc).
+        target = tf.cast(tf.one_hot(features["catalogue_pos"], tf.shape(logits)[1]), tf.bool)
+        others = (tf.gather(self.seen, user_index) | self.unrated[tf.newaxis, :]) & ~target
         logits = tf.where(others, tf.constant(-1e9, logits.dtype), logits)
         return self.task(labels=features["catalogue_pos"], predictions=logits)
 
