@@ -157,9 +157,16 @@ def grid(score_grid, user_parts: dict[str, np.ndarray], movie_parts: dict, block
 
 def call_in_chunks(fn, features: dict[str, np.ndarray], key: str = "rating") -> np.ndarray:
     """Run a pair signature over numpy columns in chunks (bounded memory for 1.6M pairs)."""
+    return outputs_in_chunks(fn, features, (key,))[key]
+
+
+def outputs_in_chunks(fn, features: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Like ``call_in_chunks``, but every output in ``keys`` from one call of ``fn`` per chunk."""
     n = len(next(iter(features.values())))
-    out = []
+    out: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     for start in range(0, n, PREDICT_CHUNK):
         chunk = {k: tf.constant(v[start : start + PREDICT_CHUNK]) for k, v in features.items()}
-        out.append(fn(**chunk)[key].numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+        result = fn(**chunk)
+        for key in keys:
+            out[key].append(result[key].numpy())
+    return {key: np.concatenate(parts) if parts else np.zeros(0, np.float32) for key, parts in out.items()}

@@ -36,6 +36,7 @@ from recsys.scoring.runs import PublishError, Run, run_table_sql, shard_table_sq
 log = logging.getLogger(__name__)
 
 PUBLISH_LOCK_ID = 7_300_002  # serialises publishes (cleanup needs no lock: it never drops the published run)
+LEAF_STATISTICS_TARGET = 10  # a leaf's ANALYZE samples 300 x this many rows
 PLAN_GRACE_S = 5.0  # longest wait for in-flight queries between attach and pointer move
 
 
@@ -76,6 +77,8 @@ def write_shard(
         # WAL first, so a crash can lose an unpublished shard (the run then fails), never a
         # published one.
         conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+        # The planner needs few statistics of a leaf (docs/ARCHITECTURE.md, "Precompute speed").
+        conn.execute(sa.text(f"SET LOCAL default_statistics_target = {LEAF_STATISTICS_TARGET:d}"))
         if seen is None:
             seen = ranking.seen_mask(conn, user_ids, movie_ids)
         ranks, order = ranking.ranks(scores, seen)

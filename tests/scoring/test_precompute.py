@@ -150,8 +150,9 @@ def test_a_failed_shard_write_stops_the_run_and_keeps_the_ranking(db_engine, cha
     assert status == "failed" and "simulated" in error
 
 
-def test_scores_that_disagree_with_the_model_are_never_published(db_engine, champion, monkeypatch):
-    """The parity sample catches a scoring path that drifts from serving_default."""
+@pytest.mark.parametrize("output", ["score", "rating"])
+def test_scores_that_disagree_with_the_model_are_never_published(db_engine, champion, monkeypatch, output):
+    """The parity sample catches a scoring path that drifts from serving_default, in either output."""
     from recsys.scoring.precompute import ShardScorer
 
     if published(db_engine) is None:
@@ -161,7 +162,9 @@ def test_scores_that_disagree_with_the_model_are_never_published(db_engine, cham
 
     def drifted(self, users):
         scores, ratings = real(self, users)
-        return scores + np.float32(0.01), ratings
+        if output == "score":
+            return scores + np.float32(0.01), ratings
+        return scores, ratings + np.float32(0.01)
 
     monkeypatch.setattr(ShardScorer, "score", drifted)
     with pytest.raises(PublishError, match="tower scores differ from the model by 1.0"):
