@@ -24,7 +24,7 @@ from aiosql.queries import Queries
 from aiosql.types import QueryFn
 from psycopg import sql
 
-from recsys.data.adapters import adapter
+from recsys.data.adapters import DEFAULT_DATASET, RatingScale, adapter
 from recsys.data.movielens import MovieLens
 from recsys.db.sql import dbapi, queries
 from recsys.errors import DataError
@@ -161,6 +161,14 @@ def movie_ids(conn: sa.Connection) -> pd.Series:
 def movie_titles(conn: sa.Connection) -> pd.Series:
     """Every distinct title, sorted."""
     return _frame(conn, _sql().movie_titles_frame)["title"]
+
+
+def rating_scale(bind: sa.Engine | sa.Connection) -> RatingScale:
+    """The loaded data set's rating scale (its adapter's); the default data set's before any load."""
+    if isinstance(bind, sa.Engine):
+        with bind.connect() as conn:
+            return rating_scale(conn)
+    return adapter(_sql().newest_dataset_adapter(dbapi(bind)) or DEFAULT_DATASET).scale
 
 
 def newest_dataset_id(conn: sa.Connection) -> int | None:

@@ -16,15 +16,11 @@ import numpy as np
 import sqlalchemy as sa
 from psycopg import sql
 
-from recsys.data.adapters import ADAPTERS
 from recsys.db.sql import dbapi, queries
-from recsys.db.store import catalogue_size
+from recsys.db.store import catalogue_size, rating_scale
 from recsys.errors import RecsysError
 from recsys.scoring.runs import PublishError, Run, run_table_sql
 
-# A predicted rating outside it is a broken model (scores have no range): the widest scale of any
-# data set (recsys.data.adapters: half stars from 0.5); each model clips to its own data set's scale.
-RATING_RANGE = (min(a.scale.low for a in ADAPTERS.values()), max(a.scale.high for a in ADAPTERS.values()))
 READBACK_SAMPLE = 64  # rows per shard read back from the table and compared with what was ranked
 
 
@@ -32,8 +28,22 @@ class PublishedRankingInvalid(RecsysError):
     """What readers see through the published views is not a complete, well-formed ranking."""
 
 
+def rating_range(bind: sa.Engine | sa.Connection) -> tuple[float, float]:
+    """The predicted ratings a sound model serves: the loaded data set's scale, which each model
+    clips to (ML-100K 1-5, the MovieLens CSV releases 0.5-5); outside it is a broken model.
+    Scores have no range."""
+    scale = rating_scale(bind)
+    return scale.low, scale.high
+
+
 def check_shard_input(
-    run: Run, shard: int, user_ids: np.ndarray, movie_ids: np.ndarray, scores: np.ndarray, ratings: np.ndarray
+    run: Run,
+    shard: int,
+    user_ids: np.ndarray,
+    movie_ids: np.ndarray,
+    scores: np.ndarray,
+    ratings: np.ndarray,
+    ratings_within: tuple[float, float],
 ) -> None:
     if run.status != "running":
         raise PublishError(f"run {run.run_id} is {run.status}; shards can only be written while it runs")
@@ -49,7 +59,7 @@ def check_shard_input(
         raise PublishError(f"shard {shard}: the model produced NaN or infinite scores")
     if not np.isfinite(ratings).all():
         raise PublishError(f"shard {shard}: the model produced NaN or infinite predicted ratings")
-    low, high = RATING_RANGE
+    low, high = ratings_within
     if ratings.size and (ratings.min() < low or ratings.max() > high):
         raise PublishError(
             f"shard {shard}: predicted ratings outside [{low}, {high}] ({ratings.min()}..{ratings.max()})"
@@ -137,12 +147,12 @@ def check_published(engine: sa.Engine, run_id: int) -> dict[str, Any]:
     """Check what readers see now: ``run_id`` is the published run and its ranking is whole.
 
     Through ``recsys.current_ranked_scores``, as readers read it: users x movies rows,
-    finite ranking scores (any range), predicted ratings within ``RATING_RANGE`` or NULL (a
+    finite ranking scores (any range), predicted ratings within ``rating_range`` or NULL (a
     run published before migration 0007), and each user's unseen movies ranked 1..n.
     Returns ``{"run_id", "rows"}``; raises ``PublishedRankingInvalid`` listing every problem.
     """
-    low, high = RATING_RANGE
     with engine.connect() as conn:
+        low, high = rating_range(conn)
         db = dbapi(conn)
         published, rows, bad_scores, bad_ratings, expected = queries("ranking").published_stats(db, low=low, high=high)
         gaps = queries("ranking").published_rank_gaps(db)

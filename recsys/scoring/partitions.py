@@ -63,7 +63,7 @@ def write_shard(
 
     ``scores[i, j]`` is the pair's ranking score (any finite real, higher = earlier in the
     user's list; the ranks follow it) and ``ratings[i, j]`` its predicted rating (within
-    ``checks.RATING_RANGE``). Both are stored as float32 (``real``), and the ranks are
+    ``checks.rating_range``: the loaded data set's scale). Both are stored as float32 (``real``), and the ranks are
     computed from the float32 scores, so the stored scores order exactly as the stored
     ranks do. ``seen[i, j]`` marks the pairs the user rated; by default they are read from
     ``recsys.ratings`` (the nightly job passes the ratings it scored with instead).
@@ -71,7 +71,7 @@ def write_shard(
     run = runs.run_info(engine, run_id)
     with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
         scores, ratings = np.asarray(scores, dtype=np.float32), np.asarray(ratings, dtype=np.float32)
-    checks.check_shard_input(run, shard, user_ids, movie_ids, scores, ratings)
+    checks.check_shard_input(run, shard, user_ids, movie_ids, scores, ratings, checks.rating_range(engine))
     with engine.begin() as conn:
         # Not flushed at commit: publishing commits synchronously, which flushes this shard's
         # WAL first, so a crash can lose an unpublished shard (the run then fails), never a
