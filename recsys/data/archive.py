@@ -15,10 +15,14 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from recsys.errors import DataError
+
+if TYPE_CHECKING:
+    from recsys.data.adapters import DatasetAdapter
 
 LATIN1 = "latin-1"
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
@@ -43,6 +47,17 @@ def member_names(zf: zipfile.ZipFile) -> dict[str, str]:
     return {name.rsplit("/", 1)[-1]: name for name in zf.namelist() if not name.endswith("/")}
 
 
+def open_layout(
+    zf: zipfile.ZipFile, path: Path, adapter: DatasetAdapter, max_member_bytes: int, also: tuple[str, ...] = ()
+) -> Archive:
+    """The open zip as ``adapter``'s layout: refused naming the members it misses (its own, then ``also``)."""
+    names = member_names(zf)
+    missing = [m for m in (*adapter.members, *also) if m not in names]
+    if missing:
+        raise DataError(f"archive is missing member file(s): {', '.join(missing)}", source=str(path))
+    return Archive(zf, path, names, max_member_bytes, dataset=adapter.title)
+
+
 @dataclass
 class Archive:
     """The open zip's members by bare name: read within the size limit, fingerprinted as read."""
@@ -61,7 +76,19 @@ class Archive:
 
     def text(self, name: str, encoding: str = LATIN1) -> str:
         raw = self.read(name)
-        return decode_latin1(raw, name) if encoding == LATIN1 else decode_utf8(raw, name)
+        return decode_latin1(raw, name, self.dataset) if encoding == LATIN1 else decode_utf8(raw, name)
+
+    def read_fingerprinted(self, name: str, expected_sha256: str | None) -> bytes:
+        """``name``'s bytes, refused when ``expected_sha256`` is set and its sha256 differs."""
+        raw = self.read(name)
+        if expected_sha256 and (actual := self.member_sha256[name]) != expected_sha256:
+            raise DataError(
+                f"content fingerprint mismatch: sha256({name}) is {actual}, expected {expected_sha256}; "
+                f"the archive is not the {self.dataset} release (or it was modified). "
+                "Set RECSYS_DATA_SHA256 (empty skips the check) if this is intended.",
+                source=str(self.path),
+            )
+        return raw
 
 
 def read_bytes(zf: zipfile.ZipFile, member: str, path: Path, limit: int, dataset: str = "MovieLens 100K") -> bytes:

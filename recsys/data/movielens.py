@@ -9,7 +9,6 @@ edited archive needs to know exactly what to fix. The zip is read safely by
 from __future__ import annotations
 
 import re
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from recsys.data.archive import (
     check_timestamp,
     decode_latin1,
     fields,
-    member_names,
+    open_layout,
     open_zip,
     parse_int,
     refuse_duplicate_ratings,
@@ -36,6 +35,7 @@ ADAPTER = ADAPTERS["ml-100k"]
 MEMBERS = ADAPTER.members
 CANONICAL_SPLITS = ADAPTER.native_splits
 ENCODING = LATIN1  # the raw files predate UTF-8 (e.g. accented French titles)
+SPLIT_MEMBERS = tuple(f"{s}.{p}" for s in CANONICAL_SPLITS for p in ("base", "test"))
 _TITLE_YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -61,16 +61,9 @@ def read_archive(
     """Read, fingerprint and validate the whole archive, or raise ``DataError``."""
     path = Path(path)
     with open_zip(path) as zf:
-        archive = Archive(zf, path, _member_names(zf, path), max_member_bytes)
-        raw_data = archive.read("u.data")
+        archive = open_layout(zf, path, ADAPTER, max_member_bytes, also=SPLIT_MEMBERS)
+        raw_data = archive.read_fingerprinted("u.data", expected_sha256)
         fingerprint = archive.member_sha256["u.data"]
-        if expected_sha256 and fingerprint != expected_sha256:
-            raise DataError(
-                f"content fingerprint mismatch: sha256(u.data) is {fingerprint}, "
-                f"expected {expected_sha256}; the archive is not the MovieLens 100K release "
-                "(or it was modified). Set RECSYS_DATA_SHA256 if this is intended.",
-                source=str(path),
-            )
         text = {m: archive.text(m) for m in MEMBERS if m != "u.data"}
         genres = _parse_genres(text["u.genre"])
         occupations = [ln.strip() for ln in text["u.occupation"].splitlines() if ln.strip()]
@@ -105,16 +98,6 @@ def title_year(title: str) -> int | None:
     """The year in a title's trailing "(YYYY)", if any."""
     match = _TITLE_YEAR.search(title)
     return int(match.group(1)) if match else None
-
-
-def _member_names(zf: zipfile.ZipFile, path: Path) -> dict[str, str]:
-    """Map bare member names to their path in the zip (the official one nests under ml-100k/)."""
-    found = member_names(zf)
-    wanted = MEMBERS + tuple(f"{s}.{p}" for s in CANONICAL_SPLITS for p in ("base", "test"))
-    missing = [m for m in wanted if m not in found]
-    if missing:
-        raise DataError(f"archive is missing member file(s): {', '.join(missing)}", source=str(path))
-    return found
 
 
 _fields, _int = fields, parse_int

@@ -16,11 +16,10 @@ import pandas as pd
 from recsys.config import MAX_MEMBER_BYTES
 from recsys.data.adapters import ADAPTERS
 from recsys.data.archive import (
-    Archive,
     check_timestamp,
     decode_latin1,
     fields,
-    member_names,
+    open_layout,
     open_zip,
     parse_int,
     refuse_duplicate_ratings,
@@ -84,19 +83,9 @@ def read_archive(
     """Read, fingerprint and validate a MovieLens 1M archive, or raise ``DataError``."""
     path = Path(path)
     with open_zip(path) as zf:
-        names = member_names(zf)
-        missing = [m for m in ADAPTER.members if m not in names]
-        if missing:
-            raise DataError(f"archive is missing member file(s): {', '.join(missing)}", source=str(path))
-        archive = Archive(zf, path, names, max_member_bytes, dataset=ADAPTER.title)
-        raw = archive.read(RATINGS)
+        archive = open_layout(zf, path, ADAPTER, max_member_bytes)
+        raw = archive.read_fingerprinted(RATINGS, expected_sha256)
         fingerprint = archive.member_sha256[RATINGS]
-        if expected_sha256 and fingerprint != expected_sha256:
-            raise DataError(
-                f"content fingerprint mismatch: sha256({RATINGS}) is {fingerprint}, expected {expected_sha256}. "
-                "Set RECSYS_DATA_SHA256 (empty skips the check) if this is intended.",
-                source=str(path),
-            )
         users = _parse_users(archive.text(USERS))
         movies = _parse_movies(archive.text(MOVIES))
     ratings = _parse_ratings(decode_latin1(raw, RATINGS, ADAPTER.title), set(users["user_id"]), set(movies["movie_id"]))

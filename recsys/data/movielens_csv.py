@@ -19,9 +19,9 @@ import pandas as pd
 from recsys.config import MAX_MEMBER_BYTES
 from recsys.data.adapters import ADAPTERS
 from recsys.data.archive import (
-    Archive,
     check_timestamp,
-    member_names,
+    decode_utf8,
+    open_layout,
     open_zip,
     parse_int,
     refuse_duplicate_ratings,
@@ -43,19 +43,9 @@ def read_archive(
     """Read, fingerprint and validate a MovieLens CSV archive, or raise ``DataError``."""
     path = Path(path)
     with open_zip(path) as zf:
-        names = member_names(zf)
-        missing = [m for m in ADAPTER.members if m not in names]
-        if missing:
-            raise DataError(f"archive is missing member file(s): {', '.join(missing)}", source=str(path))
-        archive = Archive(zf, path, names, max_member_bytes, dataset=ADAPTER.title)
-        ratings_text = archive.text(RATINGS, encoding="utf-8")
+        archive = open_layout(zf, path, ADAPTER, max_member_bytes)
+        ratings_text = decode_utf8(archive.read_fingerprinted(RATINGS, expected_sha256), RATINGS)
         fingerprint = archive.member_sha256[RATINGS]
-        if expected_sha256 and fingerprint != expected_sha256:
-            raise DataError(
-                f"content fingerprint mismatch: sha256({RATINGS}) is {fingerprint}, expected {expected_sha256}. "
-                "Set RECSYS_DATA_SHA256 (empty skips the check) if this is intended.",
-                source=str(path),
-            )
         movies = _parse_movies(archive.text(MOVIES, encoding="utf-8"))
     ratings = _parse_ratings(ratings_text, set(movies["movie_id"]))
     users = pd.DataFrame({"user_id": pd.unique(ratings["user_id"])}).sort_values("user_id", ignore_index=True)

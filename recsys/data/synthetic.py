@@ -13,27 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-GENRES = [
-    "unknown",
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-]
+from recsys.data.movielens_1m import GENRES as ML1M_GENRES
+
+GENRES = ["unknown", *ML1M_GENRES]  # ML-100K's 19: ML-1M's and "unknown" first
 OCCUPATIONS = ("administrator", "artist", "educator", "engineer", "other", "student", "writer")
 
 
@@ -126,9 +108,6 @@ def synthetic_csv_members(n_users: int = 30, n_movies: int = 40, per_user: int =
 
 def csv_fingerprint(members: dict[str, bytes]) -> str:
     return hashlib.sha256(members["ratings.csv"]).hexdigest()
-
-
-ML1M_GENRES = GENRES[1:]  # ML-1M's 18 genres: ML-100K's without "unknown"
 
 
 def synthetic_1m_members(n_users: int = 30, n_movies: int = 40, per_user: int = 15, seed: int = 0) -> dict[str, bytes]:
