@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.model.train import train
 
     ml = load(args.archive)
-    split = make_split(args.split, ml.ratings, ml.split_tests)
+    split = make_split(args.split, ml.ratings, ml.split_tests, ml.scale)
     train_only = Split(split.name, split.train, split.test.iloc[:0])  # the test part is not even passed on
     args.log.parent.mkdir(parents=True, exist_ok=True)
     for text in args.candidates:

@@ -31,7 +31,7 @@ DEFAULT_HOLDOUT = DEFAULT_TRAIN_SPLIT
 # Assets: URIs in a project scheme (no Airflow normaliser applies), named for the UI.
 FEATURE_STORE = Asset(
     name="movielens_feature_store",
-    uri="recsys://feature-store/movielens-100k",
+    uri="recsys://feature-store/movielens",  # whichever data set RECSYS_DATASET loads
     group="recsys",
     extra={"tables": "recsys.users, recsys.movies, recsys.ratings, recsys.split_tests"},
 )

@@ -59,7 +59,8 @@ Database: the Airflow connection `recsys_db`.
             maxLength=2048,
             pattern=r"^(https://|file://|/)[^\s]*$",
             title="Source",
-            description="https URL, file:// URL or absolute path of ml-100k.zip; empty = RECSYS_DATA_URL",
+            description="https URL, file:// URL or absolute path of the data set's archive (its layout: "
+            "RECSYS_DATASET); empty = RECSYS_DATA_URL",
         ),
         "force": Param(False, type="boolean", title="Force", description="Reload even if the same data is loaded"),
     },

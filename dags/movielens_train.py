@@ -20,13 +20,15 @@ from movielens_common import (
     recsys_engine,
     user_errors_fail_fast,
 )
+from recsys.data.adapters import NATIVE_SPLITS
 
 # recsys.model.config.PRESETS, spelt out: DAG files import no recsys module at parse time
 # (tests/airflow/test_dags.py checks that the two lists agree).
 PRESETS = ["full", "seed_faithful", "tiny", "smoke", "ids_only"]
 
-# Canonical folds, or a seeded random / temporal split; never a file path from the UI.
-SPLIT_PATTERN = r"^(u[1-5]|ua|ub|random:0?\.[0-9]{1,6}:[0-9]{1,9}|temporal:0?\.[0-9]{1,6})$"
+# A data set's own folds (any adapter's: ML-100K's u1-u5, ua, ub), or a seeded random / temporal
+# split; never a file path from the UI. A native split the loaded data set lacks fails in the task.
+SPLIT_PATTERN = rf"^({'|'.join(NATIVE_SPLITS)}|random:0?\.[0-9]{{1,6}}:[0-9]{{1,9}}|temporal:0?\.[0-9]{{1,6}})$"
 
 DOC_MD = """
 ### Train → evaluate → register → promotion gate

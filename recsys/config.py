@@ -32,6 +32,9 @@ OFFICIAL_DATA_URL = ADAPTERS[DEFAULT_DATASET].official_url
 OFFICIAL_UDATA_SHA256 = ADAPTERS[DEFAULT_DATASET].fingerprint
 # 16x the largest ML-100K member (u.data, 1.9 MB): room for edits, none for a zip bomb.
 MAX_MEMBER_BYTES = 32 * 2**20
+# Every pair is a row of the published table: 126x ML-100K's pairs, room for ML-1M (22.4 M) and the
+# 100x scale benchmark (160 M); ml-25m's 10.1 billion would fill the disk, so it is refused up front.
+MAX_PAIRS = 200_000_000
 
 
 class Settings(BaseSettings):
@@ -67,6 +70,11 @@ class Settings(BaseSettings):
         description="Largest uncompressed size of one archive member; a larger one is refused unread.",
     )
     artifacts_dir: Path | None = Field(default=None, description="Model artifacts. Default: <home>/artifacts.")
+    max_pairs: int = Field(
+        default=MAX_PAIRS,
+        gt=0,
+        description="Most users x movies pairs a precompute publishes; a larger catalogue is refused before scoring.",
+    )
 
     @property
     def source_url(self) -> str:

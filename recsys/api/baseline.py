@@ -22,7 +22,7 @@ def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_dampi
     """Every user x movie pair: columns user_id, movie_id, score, predicted_rating (float32, equal).
 
     ``score`` is the ranking score, and a rating-only model ranks by its rating, so both
-    columns hold the predicted rating (1-5).
+    columns hold the predicted rating, within the loaded data set's rating scale.
     """
     ratings = store.rating_triples(conn)
     users = store.user_ids(conn)
@@ -35,7 +35,8 @@ def baseline_scores(conn: sa.Connection, movie_damping: float = 25.0, user_dampi
     by_user = residual.groupby(ratings["user_id"])
     user_bias = (by_user.sum() / (by_user.count() + user_damping)).reindex(users, fill_value=0.0)
     grid = mu + user_bias.to_numpy()[:, None] + movie_bias.to_numpy()[None, :]
-    grid = np.clip(grid, 1.0, 5.0).astype(np.float32)
+    scale = store.rating_scale(conn)
+    grid = np.clip(grid, scale.low, scale.high).astype(np.float32)
     return pd.DataFrame(
         {
             "user_id": np.repeat(users.to_numpy(), len(movies)),

@@ -30,7 +30,10 @@ from recsys.errors import ConfigError, DataError, DownloadError
 
 log = logging.getLogger(__name__)
 
-WHAT_TO_SET = "point --source or RECSYS_DATA_URL at a copy of ml-100k.zip (a path, file:// or https URL)"
+WHAT_TO_SET = (
+    "point --source or RECSYS_DATA_URL at a copy of the data set's archive, e.g. ml-100k.zip "
+    "(a path, file:// or https URL; RECSYS_DATASET names its layout)"
+)
 # A reachable server answers a connect in well under this; a dead network should not wait the read timeout.
 _CONNECT_TIMEOUT_S = 10.0
 

@@ -84,14 +84,14 @@ def read_archive(
     )
 
 
-def read_ratings_file(path: Path | str) -> pd.DataFrame:
-    """Read a user-supplied ratings file in ``u.data`` format (user item rating timestamp)."""
+def read_ratings_file(path: Path | str, scale: RatingScale = STARS) -> pd.DataFrame:
+    """Read a user-supplied ratings file in ``u.data`` format (user item rating timestamp), ratings on ``scale``."""
     path = Path(path)
     try:
         content = path.read_text(encoding=ENCODING)
     except OSError as exc:
         raise DataError(f"cannot read ratings file: {exc.strerror}", source=str(path)) from exc
-    return _parse_ratings(content, str(path), users=None, movies=None)
+    return _parse_ratings(content, str(path), users=None, movies=None, scale=scale)
 
 
 def title_year(title: str) -> int | None:
@@ -153,17 +153,17 @@ def _parse_date(value: str, lineno: int) -> date | None:
         raise DataError(f"release date {value!r} is not DD-Mon-YYYY", source="u.item", line=lineno) from None
 
 
-def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies: pd.DataFrame | None) -> pd.DataFrame:
+def _parse_ratings(
+    content: str, source: str, users: pd.DataFrame | None, movies: pd.DataFrame | None, scale: RatingScale = STARS
+) -> pd.DataFrame:
     rows = []
     known_users = set(users["user_id"]) if users is not None else None
     known_movies = set(movies["movie_id"]) if movies is not None else None
     for lineno, (uid, mid, rating, ts) in _fields(content, source, "\t", 4):
         user_id = _int(uid, "user id", source, lineno)
         movie_id = _int(mid, "movie id", source, lineno)
-        value = _int(rating, "rating", source, lineno)
+        value = _rating(rating, scale, source, lineno)
         stamp = _int(ts, "timestamp", source, lineno)
-        if not 1 <= value <= 5:
-            raise DataError(f"rating {value} is outside 1-5", source=source, line=lineno)
         check_timestamp(stamp, source, lineno)
         if known_users is not None and user_id not in known_users:
             raise DataError(f"unknown user id {user_id} (not in u.user)", source=source, line=lineno)
@@ -176,6 +176,20 @@ def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies
     refuse_duplicate_ratings(ratings, source)
     ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
     return ratings
+
+
+def _rating(value: str, scale: RatingScale, source: str, lineno: int) -> float:
+    """Whole stars parse as the integers u.data holds; a half-star scale (a files: split of a CSV data set) as floats."""
+    if scale.step == 1:
+        rating: float = _int(value, "rating", source, lineno)
+    else:
+        try:
+            rating = float(value)
+        except ValueError:
+            raise DataError(f"rating {value!r} is not a number", source=source, line=lineno) from None
+    if not scale.allows(rating):
+        raise DataError(f"rating {value} is outside {scale}", source=source, line=lineno)
+    return rating
 
 
 def _check_counts(info: str, users: pd.DataFrame, movies: pd.DataFrame, ratings: pd.DataFrame) -> None:

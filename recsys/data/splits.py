@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.adapters import NATIVE_SPLITS as CANONICAL_SPLITS
+from recsys.data.adapters import STARS, RatingScale
 from recsys.data.movielens import read_ratings_file
 from recsys.errors import ConfigError, DataError
 
@@ -29,8 +30,10 @@ class Split:
     test: pd.DataFrame
 
 
-def make_split(spec: str, ratings: pd.DataFrame, split_tests: pd.DataFrame | None = None) -> Split:
-    """Build the split that ``spec`` names from the feature store's ratings."""
+def make_split(
+    spec: str, ratings: pd.DataFrame, split_tests: pd.DataFrame | None = None, scale: RatingScale = STARS
+) -> Split:
+    """Build the split that ``spec`` names from the feature store's ratings (on ``scale``, for ``files:``)."""
     kind, _, args = spec.partition(":")
     if kind in CANONICAL_SPLITS and not args:
         if split_tests is None:
@@ -44,12 +47,12 @@ def make_split(spec: str, ratings: pd.DataFrame, split_tests: pd.DataFrame | Non
         return temporal_split(ratings, float(fraction))
     if kind in COLD_KINDS:
         base, count, seed = _cold_args(spec, args)
-        return cold_split(make_split(base, ratings, split_tests), kind, count, seed)
+        return cold_split(make_split(base, ratings, split_tests, scale), kind, count, seed)
     if kind == "files":
         train_path, sep, test_path = args.partition(",")
         if not sep or not train_path or not test_path:
             raise ConfigError("split 'files:TRAIN,TEST' needs two comma-separated paths")
-        return files_split(Path(train_path), Path(test_path), ratings)
+        return files_split(Path(train_path), Path(test_path), ratings, scale)
     raise ConfigError(
         f"unknown split {spec!r}; use one of {', '.join(CANONICAL_SPLITS)}, "
         "random[:FRACTION[:SEED]], temporal[:FRACTION], cold_movies:BASE[:COUNT:SEED], "
@@ -112,9 +115,11 @@ def temporal_split(ratings: pd.DataFrame, fraction: float) -> Split:
     return Split(f"temporal:{fraction}", _clean(ordered.iloc[:cut]), _clean(ordered.iloc[cut:]))
 
 
-def files_split(train_path: Path, test_path: Path, known: pd.DataFrame | None = None) -> Split:
-    """A user's own split; its ids must exist in the feature store (side features come from there)."""
-    train, test = read_ratings_file(train_path), read_ratings_file(test_path)
+def files_split(
+    train_path: Path, test_path: Path, known: pd.DataFrame | None = None, scale: RatingScale = STARS
+) -> Split:
+    """A user's own split in ``u.data`` format; its ids must exist in the feature store (side features come from there)."""
+    train, test = read_ratings_file(train_path, scale), read_ratings_file(test_path, scale)
     if known is not None:
         for path, part in ((train_path, train), (test_path, test)):
             _require_known_ids(path, part, known)

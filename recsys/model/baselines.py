@@ -51,7 +51,10 @@ def _surprise(make_algo: Callable[[int], object]) -> Callable[[pd.DataFrame, int
     def fit(train: pd.DataFrame, seed: int) -> Predictor:
         from surprise import Dataset, Reader
 
-        data = Dataset.load_from_df(train[["user_id", "movie_id", "rating"]], Reader(rating_scale=(1, 5)))
+        # Surprise clips its estimates to this range: the training ratings' own (ML-100K 1-5, the
+        # CSV releases 0.5-5), as the split carries no scale of its own.
+        scale = (float(train["rating"].min()), float(train["rating"].max()))
+        data = Dataset.load_from_df(train[["user_id", "movie_id", "rating"]], Reader(rating_scale=scale))
         algo = make_algo(seed)
         np.random.seed(seed)  # NormalPredictor and the SGD initialisers draw from numpy's global state
         algo.fit(data.build_full_trainset())

@@ -136,7 +136,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     per_split = {}
     for spec in splits:
         print(f"== {spec}: fitting {len(methods)} baseline(s) and TFRS {cfg.name} ...", flush=True)
-        split = make_split(spec, ml.ratings, ml.split_tests)
+        split = make_split(spec, ml.ratings, ml.split_tests, ml.scale)
         results = evaluate_split(
             ml, split, methods, {f"tfrs_{cfg.name}": cfg}, seed=seed,
             on_result=lambda r: print(f"   {r.method:<26} Recall@10 {r.topn.get('recall@10', float('nan')):.4f}"

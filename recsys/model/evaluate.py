@@ -129,7 +129,7 @@ def evaluate_split(
     from recsys.model.tuning import is_temporal
 
     if isinstance(split, str):
-        split = make_split(split, ml.ratings, ml.split_tests)
+        split = make_split(split, ml.ratings, ml.split_tests, ml.scale)
     catalogue = Catalogue.from_frames(ml.users["user_id"], ml.movies["movie_id"], split.train)
     configs = {f"tfrs_{name}": preset(name, seed=seed) for name in TFRS_BASELINES if name in methods}
     configs.update(model_configs)

@@ -83,7 +83,7 @@ def train_and_register(
 
     gate = gate or Gate()
     if isinstance(split, str):
-        split = make_split(split, ml.ratings, ml.split_tests)
+        split = make_split(split, ml.ratings, ml.split_tests, ml.scale)
     if split.test.empty:
         raise DataError(f"split {split.name!r} has no test ratings: the promotion gate needs a holdout")
     trained = train(ml, split, cfg, verbose=verbose)

@@ -18,6 +18,8 @@ import numpy as np
 import sqlalchemy as sa
 from psycopg import sql
 
+from recsys.config import get_settings
+from recsys.db import store
 from recsys.db.sql import dbapi, queries
 from recsys.errors import RecsysError
 from recsys.model import registry
@@ -73,14 +75,19 @@ def champion_version(engine: sa.Engine) -> str:
     return version
 
 
-def start_run(engine: sa.Engine, model_version: str | None, shards: int) -> int:
-    """Record a new run (for ``model_version``, default the champion) and create its table."""
+def start_run(engine: sa.Engine, model_version: str | None, shards: int, *, max_pairs: int | None = None) -> int:
+    """Record a new run (for ``model_version``, default the champion) and create its table.
+
+    Refused, before anything is written, when the catalogue has more users x movies pairs
+    than ``max_pairs`` (default: ``RECSYS_MAX_PAIRS``).
+    """
     if shards < 1:
         raise PublishError(f"shards must be at least 1, got {shards}")
     model_version = model_version or champion_version(engine)
     with engine.begin() as conn:
         if not registry.is_known_version(conn, model_version):
             raise PublishError(f"unknown model version {model_version!r}")
+        _refuse_too_many_pairs(conn, get_settings().max_pairs if max_pairs is None else max_pairs)
         db = dbapi(conn)
         run_id = queries("ranking").insert_run(db, model_version=model_version, shards=shards)
         db.execute(
@@ -93,6 +100,15 @@ def start_run(engine: sa.Engine, model_version: str | None, shards: int) -> int:
         queries("ranking").abandon_older_runs(db, run_id=run_id)
     log.info("started precompute run %d for model %s with %d shard(s)", run_id, model_version, shards)
     return run_id
+
+
+def _refuse_too_many_pairs(conn: sa.Connection, max_pairs: int) -> None:
+    users, movies = store.catalogue_size(conn)
+    if users * movies > max_pairs:
+        raise PublishError(
+            f"{users:,} users x {movies:,} movies = {users * movies:,} pairs, more than RECSYS_MAX_PAIRS "
+            f"({max_pairs:,}) rows of one published ranking; raise it if the database has room for them"
+        )
 
 
 def run_info(engine: sa.Engine, run_id: int) -> Run:

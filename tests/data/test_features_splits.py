@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from recsys.data.adapters import HALF_STARS, STARS
 from recsys.data.features import age_bucket, movie_features, training_statistics, user_features, zip_prefix
 from recsys.data.splits import make_split
 from recsys.db.store import load_movielens
@@ -70,6 +71,20 @@ def test_user_supplied_files(store, tmp_path):
     test.write_text("5000\t2\t4\t881250951\n")
     with pytest.raises(DataError, match=r"test\.tsv: 1 user_id value\(s\) not in the feature store, e\.g\. \[5000\]"):
         make_split(f"files:{train},{test}", store.ratings)
+
+
+def test_user_supplied_files_take_the_data_sets_rating_scale(store, tmp_path):
+    """A half star is a rating of a CSV data set's files: split, and a typo in an ML-100K one."""
+    train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    train.write_text("1\t1\t4.5\t881250949\n2\t1\t0.5\t881250950\n")
+    test.write_text("1\t2\t3\t881250951\n")
+    split = make_split(f"files:{train},{test}", store.ratings, scale=HALF_STARS)
+    assert split.train["rating"].tolist() == [4.5, 0.5] and split.test["rating"].tolist() == [3.0]
+    with pytest.raises(DataError, match=r"train\.tsv line 1: rating '4\.5' is not an integer"):
+        make_split(f"files:{train},{test}", store.ratings, scale=STARS)
+    train.write_text("1\t1\t5.5\t881250949\n")
+    with pytest.raises(DataError, match=r"train\.tsv line 1: rating 5\.5 is outside 0\.5-5 in steps of 0\.5"):
+        make_split(f"files:{train},{test}", store.ratings, scale=HALF_STARS)
 
 
 def test_user_supplied_files_must_not_overlap(store, tmp_path):

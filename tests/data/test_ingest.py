@@ -356,8 +356,8 @@ def test_pipeline_checks_the_archive_path_before_starting_airflow(tmp_path):
     )
     assert done.returncode == 2 and done.stdout == "", done.stdout + done.stderr
     assert done.stderr.splitlines() == [
-        f"error: data archive not found: {missing}; point --source or RECSYS_DATA_URL at a copy of ml-100k.zip "
-        "(a path, file:// or https URL)"
+        f"error: data archive not found: {missing}; point --source or RECSYS_DATA_URL at a copy of the data set's archive, "
+        "e.g. ml-100k.zip (a path, file:// or https URL; RECSYS_DATASET names its layout)"
     ]
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from recsys.config import get_settings
 from recsys.db.store import load_movielens
 from recsys.scoring import partitions, ranking, retention, runs
 from recsys.scoring.precompute import precompute, score_shard
@@ -185,6 +186,31 @@ def test_a_shard_whose_rows_are_misplaced_is_refused(db_engine, champion, monkey
     with db_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT to_regclass(:t)"), {"t": runs.shard_table(run_id, 0)}).scalar() is None
     runs.fail_run(db_engine, run_id, "test done")
+
+
+def test_a_catalogue_over_the_pair_limit_is_refused_before_anything_is_written(db_engine, champion, monkeypatch):
+    """RECSYS_MAX_PAIRS: one line naming the sizes and the setting; no run row, no table, same ranking."""
+    before, digest = published(db_engine), ranking_digest(db_engine)
+    monkeypatch.setenv("RECSYS_MAX_PAIRS", str(USERS * MOVIES - 1))
+    get_settings.cache_clear()
+    count = "SELECT count(*), max(run_id) FROM recsys.precompute_runs"
+    with db_engine.connect() as conn:
+        runs_before = conn.execute(sa.text(count)).one()
+    try:
+        with pytest.raises(PublishError) as refused:
+            precompute(db_engine, shards=2, model_version=champion)
+    finally:
+        get_settings.cache_clear()
+    assert str(refused.value) == (
+        f"943 users x 1,682 movies = 1,586,126 pairs, more than RECSYS_MAX_PAIRS ({USERS * MOVIES - 1:,}) rows of "
+        "one published ranking; raise it if the database has room for them"
+    )
+    with db_engine.connect() as conn:
+        assert conn.execute(sa.text(count)).one() == runs_before
+    assert published(db_engine) == before and ranking_digest(db_engine) == digest
+    at_the_limit = runs.start_run(db_engine, champion, 1, max_pairs=USERS * MOVIES)
+    assert at_the_limit > (runs_before[1] or 0)
+    runs.fail_run(db_engine, at_the_limit, "test done")
 
 
 def test_a_run_missing_users_is_not_published(db_engine, champion):
