@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument(
         "--split",
-        default="u1",
-        help="u1..u5, ua, ub, random:F:SEED, temporal:F, cold_movies:BASE, cold_users:BASE, files:TRAIN,TEST",
+        help="u1..u5, ua, ub, random:F:SEED, temporal:F, cold_movies:BASE, cold_users:BASE, files:TRAIN,TEST "
+        "(default: the data set's first own split, ML-100K's u1; random:0.2:42 for one without)",
     )
     evaluate.add_argument("--config", default="full", help="the TFRS config to evaluate (preset or file)")
     evaluate.add_argument("--seed", type=int, help="override the config's and baselines' seed")
@@ -132,7 +132,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, **overrides)
     seed = cfg.seed
     _, ml = _load_data()
-    splits = _folds(ml.dataset) if args.folds else [args.split]
+    splits = _folds(ml.dataset) if args.folds else [args.split or _default_split(ml.dataset)]
     per_split = {}
     for spec in splits:
         print(f"== {spec}: fitting {len(methods)} baseline(s) and TFRS {cfg.name} ...", flush=True)
@@ -159,6 +159,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(markdown_table(means, title, notes))
         print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _default_split(dataset: str) -> str:
+    from recsys.data.adapters import adapter
+
+    return next(iter(adapter(dataset).native_splits), "random:0.2:42")
 
 
 def _folds(dataset: str) -> list[str]:
