@@ -197,8 +197,16 @@ def require_unique(frame: pd.DataFrame, column: str, source: str) -> None:
         raise DataError(f"duplicate {column} {dupes.iloc[0]}", source=source)
 
 
+def finish_ratings(ratings: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Parsed rows (user_id, movie_id, rating, timestamp) as every adapter returns them: one
+    rating per pair, ``rated_at`` in UTC."""
+    refuse_duplicate_ratings(ratings, source)
+    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
+    return ratings
+
+
 def refuse_duplicate_ratings(ratings: pd.DataFrame, source: str) -> None:
     dupes = ratings.duplicated(["user_id", "movie_id"])
     if dupes.any():
-        first = ratings[dupes].iloc[0]
-        raise DataError(f"user {first.user_id} rates movie {first.movie_id} more than once", source=source)
+        user, movie = ratings.loc[dupes, ["user_id", "movie_id"]].iloc[0]  # ints (a row would mix in the rating's float)
+        raise DataError(f"user {user} rates movie {movie} more than once", source=source)

@@ -23,12 +23,13 @@ from recsys.data.archive import (
     check_timestamp,
     decode_latin1,
     fields,
+    finish_ratings,
     open_layout,
     open_zip,
     parse_int,
-    refuse_duplicate_ratings,
     require_unique,
 )
+from recsys.data.clean_ratings import read_clean
 from recsys.errors import DataError
 
 ADAPTER = ADAPTERS["ml-100k"]
@@ -69,7 +70,7 @@ def read_archive(
         occupations = [ln.strip() for ln in text["u.occupation"].splitlines() if ln.strip()]
         users = _parse_users(text["u.user"], set(occupations))
         movies = _parse_movies(text["u.item"], genres)
-        ratings = _parse_ratings(decode_latin1(raw_data, "u.data"), "u.data", users, movies)
+        ratings = _read_ratings(raw_data, users, movies)
         _check_counts(text["u.info"], users, movies, ratings)
         split_tests = _read_split_tests(archive, ratings)
     return MovieLens(
@@ -153,6 +154,13 @@ def _parse_date(value: str, lineno: int) -> date | None:
         raise DataError(f"release date {value!r} is not DD-Mon-YYYY", source="u.item", line=lineno) from None
 
 
+def _read_ratings(raw: bytes, users: pd.DataFrame, movies: pd.DataFrame) -> pd.DataFrame:
+    clean = read_clean(raw, sep=b"\t", scale=STARS, known_users=users["user_id"], known_movies=movies["movie_id"])
+    if clean is not None:
+        return finish_ratings(clean, "u.data")
+    return _parse_ratings(decode_latin1(raw, "u.data"), "u.data", users, movies)
+
+
 def _parse_ratings(
     content: str, source: str, users: pd.DataFrame | None, movies: pd.DataFrame | None, scale: RatingScale = STARS
 ) -> pd.DataFrame:
@@ -172,10 +180,7 @@ def _parse_ratings(
         rows.append((user_id, movie_id, value, stamp))
     if not rows:
         raise DataError("no ratings", source=source)
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    refuse_duplicate_ratings(ratings, source)
-    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
-    return ratings
+    return finish_ratings(pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]), source)
 
 
 def _rating(value: str, scale: RatingScale, source: str, lineno: int) -> float:

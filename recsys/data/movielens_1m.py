@@ -19,12 +19,13 @@ from recsys.data.archive import (
     check_timestamp,
     decode_latin1,
     fields,
+    finish_ratings,
     open_layout,
     open_zip,
     parse_int,
-    refuse_duplicate_ratings,
     require_unique,
 )
+from recsys.data.clean_ratings import read_clean
 from recsys.data.movielens import MovieLens, title_year
 from recsys.errors import DataError
 
@@ -88,7 +89,7 @@ def read_archive(
         fingerprint = archive.member_sha256[RATINGS]
         users = _parse_users(archive.text(USERS))
         movies = _parse_movies(archive.text(MOVIES))
-    ratings = _parse_ratings(decode_latin1(raw, RATINGS, ADAPTER.title), set(users["user_id"]), set(movies["movie_id"]))
+    ratings = _read_ratings(raw, set(users["user_id"]), set(movies["movie_id"]))
     return MovieLens(
         users=users,
         movies=movies,
@@ -137,6 +138,13 @@ def _parse_movies(content: str) -> pd.DataFrame:
     return movies
 
 
+def _read_ratings(raw: bytes, known_users: set[int], known_movies: set[int]) -> pd.DataFrame:
+    clean = read_clean(raw, sep=SEP.encode(), scale=ADAPTER.scale, known_users=known_users, known_movies=known_movies)
+    if clean is not None:
+        return finish_ratings(clean, RATINGS)
+    return _parse_ratings(decode_latin1(raw, RATINGS, ADAPTER.title), known_users, known_movies)
+
+
 def _parse_ratings(content: str, known_users: set[int], known_movies: set[int]) -> pd.DataFrame:
     rows = []
     for lineno, (uid, mid, rating, ts) in fields(content, RATINGS, SEP, 4):
@@ -154,7 +162,4 @@ def _parse_ratings(content: str, known_users: set[int], known_movies: set[int]) 
         rows.append((user_id, movie_id, value, stamp))
     if not rows:
         raise DataError("no ratings", source=RATINGS)
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    refuse_duplicate_ratings(ratings, RATINGS)
-    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
-    return ratings
+    return finish_ratings(pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]), RATINGS)

@@ -21,12 +21,13 @@ from recsys.data.adapters import ADAPTERS
 from recsys.data.archive import (
     check_timestamp,
     decode_utf8,
+    finish_ratings,
     open_layout,
     open_zip,
     parse_int,
-    refuse_duplicate_ratings,
     require_unique,
 )
+from recsys.data.clean_ratings import read_clean
 from recsys.data.movielens import MovieLens, title_year
 from recsys.errors import DataError
 
@@ -44,10 +45,10 @@ def read_archive(
     path = Path(path)
     with open_zip(path) as zf:
         archive = open_layout(zf, path, ADAPTER, max_member_bytes)
-        ratings_text = decode_utf8(archive.read_fingerprinted(RATINGS, expected_sha256), RATINGS)
+        raw = archive.read_fingerprinted(RATINGS, expected_sha256)
         fingerprint = archive.member_sha256[RATINGS]
         movies = _parse_movies(archive.text(MOVIES, encoding="utf-8"))
-    ratings = _parse_ratings(ratings_text, set(movies["movie_id"]))
+    ratings = _read_ratings(raw, set(movies["movie_id"]))
     users = pd.DataFrame({"user_id": pd.unique(ratings["user_id"])}).sort_values("user_id", ignore_index=True)
     return MovieLens(
         users=users,
@@ -107,6 +108,14 @@ def _parse_movies(content: str) -> pd.DataFrame:
     return movies
 
 
+def _read_ratings(raw: bytes, known_movies: set[int]) -> pd.DataFrame:
+    header = ",".join(RATINGS_HEADER).encode()
+    clean = read_clean(raw, sep=b",", scale=ADAPTER.scale, header=header, known_movies=known_movies, positive_ids=True)
+    if clean is not None:
+        return finish_ratings(clean, RATINGS)
+    return _parse_ratings(decode_utf8(raw, RATINGS), known_movies)
+
+
 def _parse_ratings(content: str, known_movies: set[int]) -> pd.DataFrame:
     scale = ADAPTER.scale
     rows = []
@@ -126,7 +135,4 @@ def _parse_ratings(content: str, known_movies: set[int]) -> pd.DataFrame:
         rows.append((user_id, movie_id, value, stamp))
     if not rows:
         raise DataError("no ratings", source=RATINGS)
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    refuse_duplicate_ratings(ratings, RATINGS)
-    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
-    return ratings
+    return finish_ratings(pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]), RATINGS)

@@ -117,6 +117,10 @@ def _set_rating(value: bytes):
             r"movies\.csv line 3: is not UTF-8",
         ),
         (lambda m: m.pop("movies.csv"), r"missing member file\(s\): movies\.csv"),
+        (
+            lambda m: m.__setitem__("ratings.csv", m["ratings.csv"] + _rating_line(m, 2) + b"\n"),
+            r"^ratings\.csv: user \d+ rates movie \d+ more than once$",  # ids, not 12.0: the rating is a float
+        ),
     ],
 )
 def test_bad_csv_input_is_one_line_naming_file_and_line(tmp_path, edit, message):
