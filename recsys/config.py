@@ -30,8 +30,8 @@ SQL_DIR = PROJECT_ROOT / "sql" if (PROJECT_ROOT / "sql").is_dir() else Path(__fi
 # The default data set's official address and content fingerprint (its adapter owns them).
 OFFICIAL_DATA_URL = ADAPTERS[DEFAULT_DATASET].official_url
 OFFICIAL_UDATA_SHA256 = ADAPTERS[DEFAULT_DATASET].fingerprint
-# 16x the largest ML-100K member (u.data, 1.9 MB): room for edits, none for a zip bomb.
-MAX_MEMBER_BYTES = 32 * 2**20
+# The default data set's member cap (each adapter has its own).
+MAX_MEMBER_BYTES = ADAPTERS[DEFAULT_DATASET].max_member_bytes
 # Every pair is a row of the published table: 126x ML-100K's pairs, room for ML-1M (22.4 M) and the
 # 100x scale benchmark (160 M); ml-25m's 10.1 billion would fill the disk, so it is refused up front.
 MAX_PAIRS = 200_000_000
@@ -64,10 +64,11 @@ class Settings(BaseSettings):
     )
     download_timeout_s: float = Field(default=60.0, gt=0)
     download_retries: int = Field(default=4, ge=1, le=20)
-    max_member_bytes: int = Field(
-        default=MAX_MEMBER_BYTES,
+    max_member_bytes: int | None = Field(
+        default=None,
         gt=0,
-        description="Largest uncompressed size of one archive member; a larger one is refused unread.",
+        description="Largest uncompressed size of one archive member; a larger one is refused unread. "
+        "Unset: the data set's own cap (its adapter's).",
     )
     artifacts_dir: Path | None = Field(default=None, description="Model artifacts. Default: <home>/artifacts.")
     max_pairs: int = Field(

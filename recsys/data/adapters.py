@@ -70,16 +70,20 @@ class DatasetAdapter:
     native_splits: tuple[str, ...]  # the archive's own train/test splits (random/temporal work for all)
     folds: tuple[str, ...]  # the native splits that are disjoint folds (`recsys evaluate --folds`)
     reader: str  # "module:function" taking (path, expected_sha256, max_member_bytes)
+    # Largest uncompressed member read (unless RECSYS_MAX_MEMBER_BYTES says otherwise): room for the
+    # release's largest, none for a zip bomb.
+    max_member_bytes: int
 
     def matches(self, names: Iterable[str]) -> bool:
         return set(self.members) <= set(names)
 
-    def read(self, path: Path, expected_sha256: str | None, max_member_bytes: int) -> MovieLens:
-        """Parse and validate; ``expected_sha256`` None checks the official fingerprint, "" checks none."""
+    def read(self, path: Path, expected_sha256: str | None, max_member_bytes: int | None = None) -> MovieLens:
+        """Parse and validate; ``expected_sha256`` None checks the official fingerprint, "" checks none;
+        ``max_member_bytes`` None: the adapter's own cap."""
         module, _, function = self.reader.partition(":")
         expected = self.fingerprint if expected_sha256 is None else expected_sha256
         read = getattr(importlib.import_module(module), function)
-        return read(path, expected or None, max_member_bytes=max_member_bytes)
+        return read(path, expected or None, max_member_bytes=max_member_bytes or self.max_member_bytes)
 
 
 _ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -102,6 +106,7 @@ ADAPTERS: dict[str, DatasetAdapter] = {
             native_splits=_ML100K_SPLITS,
             folds=_ML100K_SPLITS[:5],
             reader="recsys.data.movielens:read_archive",
+            max_member_bytes=32 * 2**20,  # 16x u.data's 1.9 MB
         ),
         DatasetAdapter(
             name="ml-1m",
@@ -118,6 +123,7 @@ ADAPTERS: dict[str, DatasetAdapter] = {
             native_splits=(),
             folds=(),
             reader="recsys.data.movielens_1m:read_archive",
+            max_member_bytes=384 * 2**20,  # 16x ratings.dat's 24 MB
         ),
         DatasetAdapter(
             name="ml-csv",
@@ -132,6 +138,7 @@ ADAPTERS: dict[str, DatasetAdapter] = {
             native_splits=(),
             folds=(),
             reader="recsys.data.movielens_csv:read_archive",
+            max_member_bytes=5 * 2**30 // 4,  # ml-32m's ratings.csv is about 0.9 GB
         ),
     )
 }
@@ -183,7 +190,11 @@ def choose(path: Path, dataset: str) -> DatasetAdapter:
 
 
 def read_dataset(
-    path: Path | str, dataset: str = DEFAULT_DATASET, expected_sha256: str | None = None, *, max_member_bytes: int
+    path: Path | str,
+    dataset: str = DEFAULT_DATASET,
+    expected_sha256: str | None = None,
+    *,
+    max_member_bytes: int | None = None,
 ) -> MovieLens:
     """Read and validate the archive with the adapter ``dataset`` names (or recognises: ``auto``)."""
     path = Path(path)

@@ -208,5 +208,7 @@ def finish_ratings(ratings: pd.DataFrame, source: str) -> pd.DataFrame:
 def refuse_duplicate_ratings(ratings: pd.DataFrame, source: str) -> None:
     dupes = ratings.duplicated(["user_id", "movie_id"])
     if dupes.any():
-        user, movie = ratings.loc[dupes, ["user_id", "movie_id"]].iloc[0]  # ints (a row would mix in the rating's float)
+        user, movie = ratings.loc[dupes, ["user_id", "movie_id"]].iloc[
+            0
+        ]  # ints (a row would mix in the rating's float)
         raise DataError(f"user {user} rates movie {movie} more than once", source=source)

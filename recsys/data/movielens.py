@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.config import MAX_MEMBER_BYTES
 from recsys.data.adapters import ADAPTERS, STARS, RatingScale
 from recsys.data.archive import (
     LATIN1,
@@ -56,13 +55,11 @@ class MovieLens:
     scale: RatingScale = STARS  # the ratings it allows
 
 
-def read_archive(
-    path: Path | str, expected_sha256: str | None, *, max_member_bytes: int = MAX_MEMBER_BYTES
-) -> MovieLens:
+def read_archive(path: Path | str, expected_sha256: str | None, *, max_member_bytes: int | None = None) -> MovieLens:
     """Read, fingerprint and validate the whole archive, or raise ``DataError``."""
     path = Path(path)
     with open_zip(path) as zf:
-        archive = open_layout(zf, path, ADAPTER, max_member_bytes, also=SPLIT_MEMBERS)
+        archive = open_layout(zf, path, ADAPTER, max_member_bytes or ADAPTER.max_member_bytes, also=SPLIT_MEMBERS)
         raw_data = archive.read_fingerprinted("u.data", expected_sha256)
         fingerprint = archive.member_sha256["u.data"]
         text = {m: archive.text(m) for m in MEMBERS if m != "u.data"}

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.config import MAX_MEMBER_BYTES
 from recsys.data.adapters import ADAPTERS
 from recsys.data.archive import (
     check_timestamp,
@@ -78,13 +77,11 @@ GENRES = (
 )
 
 
-def read_archive(
-    path: Path | str, expected_sha256: str | None, *, max_member_bytes: int = MAX_MEMBER_BYTES
-) -> MovieLens:
+def read_archive(path: Path | str, expected_sha256: str | None, *, max_member_bytes: int | None = None) -> MovieLens:
     """Read, fingerprint and validate a MovieLens 1M archive, or raise ``DataError``."""
     path = Path(path)
     with open_zip(path) as zf:
-        archive = open_layout(zf, path, ADAPTER, max_member_bytes)
+        archive = open_layout(zf, path, ADAPTER, max_member_bytes or ADAPTER.max_member_bytes)
         raw = archive.read_fingerprinted(RATINGS, expected_sha256)
         fingerprint = archive.member_sha256[RATINGS]
         users = _parse_users(archive.text(USERS))

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.config import MAX_MEMBER_BYTES
 from recsys.data.adapters import ADAPTERS
 from recsys.data.archive import (
     check_timestamp,
@@ -38,13 +37,11 @@ MOVIES_HEADER = ("movieId", "title", "genres")
 NO_GENRES = "(no genres listed)"
 
 
-def read_archive(
-    path: Path | str, expected_sha256: str | None, *, max_member_bytes: int = MAX_MEMBER_BYTES
-) -> MovieLens:
+def read_archive(path: Path | str, expected_sha256: str | None, *, max_member_bytes: int | None = None) -> MovieLens:
     """Read, fingerprint and validate a MovieLens CSV archive, or raise ``DataError``."""
     path = Path(path)
     with open_zip(path) as zf:
-        archive = open_layout(zf, path, ADAPTER, max_member_bytes)
+        archive = open_layout(zf, path, ADAPTER, max_member_bytes or ADAPTER.max_member_bytes)
         raw = archive.read_fingerprinted(RATINGS, expected_sha256)
         fingerprint = archive.member_sha256[RATINGS]
         movies = _parse_movies(archive.text(MOVIES, encoding="utf-8"))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from recsys.config import OFFICIAL_UDATA_SHA256
+from recsys.data.adapters import adapter, read_dataset
 from recsys.data.movielens import read_archive, read_ratings_file
 from recsys.data.synthetic import fingerprint, synthetic_members, write_archive
 from recsys.errors import DataError
@@ -180,6 +181,20 @@ def test_member_over_the_size_limit_is_not_read(tmp_path):
     path = _broken(tmp_path)
     with pytest.raises(DataError, match=r"member ml-100k/u\.data declares [\d,]+ bytes uncompressed, over the limit"):
         read_archive(path, None, max_member_bytes=1000)
+
+
+def test_each_data_set_has_its_own_member_cap(tmp_path):
+    """Unset, the cap is the adapter's: ML-100K's refuses a 39 MB u.data that ML-1M's cap would allow."""
+    members = synthetic_members()
+    members["u.data"] += b"1\t1\t1\t874000000\n" * (40 * 2**20 // 17)  # 16-byte rows
+    path = write_archive(tmp_path / "big.zip", members)
+    assert adapter("ml-100k").max_member_bytes < 40 * 2**20 < adapter("ml-1m").max_member_bytes
+    with pytest.raises(
+        DataError, match=r"u\.data declares 39,483,\d+ bytes uncompressed, over the limit of 33,554,432"
+    ):
+        read_dataset(path, "ml-100k", "")
+    with pytest.raises(DataError, match=r"rates movie 1 more than once"):  # read past the cap: the rows are checked
+        read_dataset(path, "ml-100k", "", max_member_bytes=64 * 2**20)
 
 
 def test_zip_bomb_with_a_lying_size_header_stops_early(tmp_path):
