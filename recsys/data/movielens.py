@@ -26,7 +26,7 @@ from recsys.data.archive import (
     open_layout,
     open_zip,
     parse_int,
-    refuse_duplicate_ratings,
+    ratings_frame,
     require_unique,
 )
 from recsys.errors import DataError
@@ -170,12 +170,7 @@ def _parse_ratings(content: str, source: str, users: pd.DataFrame | None, movies
         if known_movies is not None and movie_id not in known_movies:
             raise DataError(f"unknown movie id {movie_id} (not in u.item)", source=source, line=lineno)
         rows.append((user_id, movie_id, value, stamp))
-    if not rows:
-        raise DataError("no ratings", source=source)
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    refuse_duplicate_ratings(ratings, source)
-    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
-    return ratings
+    return ratings_frame(rows, source)
 
 
 def _check_counts(info: str, users: pd.DataFrame, movies: pd.DataFrame, ratings: pd.DataFrame) -> None:

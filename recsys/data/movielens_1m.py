@@ -22,7 +22,7 @@ from recsys.data.archive import (
     open_layout,
     open_zip,
     parse_int,
-    refuse_duplicate_ratings,
+    ratings_frame,
     require_unique,
 )
 from recsys.data.movielens import MovieLens, title_year
@@ -152,9 +152,4 @@ def _parse_ratings(content: str, known_users: set[int], known_movies: set[int]) 
         if movie_id not in known_movies:
             raise DataError(f"unknown movie id {movie_id} (not in {MOVIES})", source=RATINGS, line=lineno)
         rows.append((user_id, movie_id, value, stamp))
-    if not rows:
-        raise DataError("no ratings", source=RATINGS)
-    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
-    refuse_duplicate_ratings(ratings, RATINGS)
-    ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
-    return ratings
+    return ratings_frame(rows, RATINGS)
