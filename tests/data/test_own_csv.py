@@ -234,6 +234,17 @@ def test_loads_follow_the_archive_and_bad_input_leaves_the_database_as_it_was(em
         assert snapshot(empty_db_url) == before
 
 
+def test_no_address_is_one_line_before_any_database_starts(tmp_path):
+    env = recsys_env("", "own-csv", tmp_path) | {"RECSYS_DATA_URL": ""}
+    del env["RECSYS_DATABASE_URL"]  # unset: `recsys ingest` would start the managed server in RECSYS_HOME
+    done = subprocess.run([*RECSYS, "ingest"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        "error: RECSYS_DATASET=own-csv has no official download address: set RECSYS_DATA_URL "
+        "(or recsys ingest --source) to your archive (a path, file:// or https URL)"
+    ], done.stderr
+    assert not (tmp_path / "home").exists()
+
+
 @pytest.mark.slow
 def test_own_archive_with_users_ingests_trains_precomputes_and_serves(empty_db_url, tmp_path):
     archive = _own(tmp_path, name="my-data.zip")
