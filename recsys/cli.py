@@ -240,7 +240,10 @@ def _ingest(args: argparse.Namespace) -> int:
     from recsys.db.engine import database_url
     from recsys.ingest import ingest
 
-    result = ingest(get_settings(), database_url(), source=args.source, force=args.force)
+    settings = get_settings()
+    # The source before the database: own-csv without RECSYS_DATA_URL says so before a managed server starts.
+    source = args.source or settings.source_url
+    result = ingest(settings, database_url(), source=source, force=args.force)
     verb = "loaded" if result.loaded else "already loaded"
     print(
         f"{verb}: {result.users} users, {result.movies} movies, {result.ratings} ratings "

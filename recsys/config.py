@@ -79,8 +79,20 @@ class Settings(BaseSettings):
 
     @property
     def source_url(self) -> str:
-        """``data_url``, or the chosen data set's official address (ML-100K's for ``auto``)."""
-        return self.data_url or ADAPTERS[DEFAULT_DATASET if self.dataset == AUTO else self.dataset].official_url
+        """``data_url``, or the chosen data set's official address (ML-100K's for ``auto``).
+
+        A data set with none (``own-csv``: a user's own data) needs ``data_url``: asked for
+        without it, one ``ConfigError`` line says what to set.
+        """
+        if self.data_url:
+            return self.data_url
+        chosen = ADAPTERS[DEFAULT_DATASET if self.dataset == AUTO else self.dataset]
+        if not chosen.official_url:
+            raise ConfigError(
+                f"RECSYS_DATASET={chosen.name} has no official download address: set RECSYS_DATA_URL "
+                "(or recsys ingest --source) to your archive (a path, file:// or https URL)"
+            )
+        return chosen.official_url
 
     @property
     def pgdata(self) -> Path:

@@ -122,8 +122,12 @@ python - "$PASSWORDS" "${AIRFLOW_USER:-admin}" "http://${URL_HOST}:${PORT}" "$HO
   "${RECSYS_DATA_URL:-}" <<'PY'
 import json, sys
 from recsys.config import Settings
+from recsys.errors import ConfigError
 path, user, url, host, logs, data = sys.argv[1:]
-data = data or Settings().source_url  # unset: the data set's official address
+try:
+    data = data or Settings().source_url  # unset: the data set's official address
+except ConfigError as error:  # own-csv has none: the ingest DAG fails saying so; the UI still starts
+    data = f"none ({error})"
 print(f"\n  Airflow UI:  {url}   (listening on {host}; RECSYS_AIRFLOW_HOST / AIRFLOW_PORT change it)")
 print(f"  login:       {user} / {json.loads(open(path).read())[user]}   (stored in {path})")
 print("  DAGs:        movielens_ingest, movielens_train, movielens_precompute paused (unpause to schedule);")

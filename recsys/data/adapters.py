@@ -60,12 +60,14 @@ HALF_STARS = RatingScale(0.5, 5.0, 0.5)
 class DatasetAdapter:
     name: str  # the RECSYS_DATASET value, recorded with each load (recsys.datasets.dataset)
     title: str  # for messages
-    official_url: str
+    official_url: str  # "": none (your own data), so RECSYS_DATA_URL must name the archive
     fingerprint: str | None  # the official sha256 of ``fingerprint_member``; None: the release has none fixed
     fingerprint_member: str
     members: tuple[str, ...]  # bare names every archive of this layout holds (others are optional)
     scale: RatingScale
-    user_columns: tuple[str, ...]  # side columns of recsys.users it fills, besides user_id
+    # Side columns of recsys.users it can fill, besides user_id; a load returns those every
+    # loaded user has (store.load_movielens), so own-csv has demographics only with a users.csv.
+    user_columns: tuple[str, ...]
     movie_columns: tuple[str, ...]  # of recsys.movies, besides movie_id
     native_splits: tuple[str, ...]  # the archive's own train/test splits (random/temporal work for all)
     folds: tuple[str, ...]  # the native splits that are disjoint folds (`recsys evaluate --folds`)
@@ -139,6 +141,21 @@ ADAPTERS: dict[str, DatasetAdapter] = {
             folds=(),
             reader="recsys.data.movielens_csv:read_archive",
             max_member_bytes=5 * 2**30 // 4,  # ml-32m's ratings.csv is about 0.9 GB
+        ),
+        DatasetAdapter(
+            name="own-csv",
+            title="plain CSV (own data)",
+            official_url="",  # a user's own data has no official address: RECSYS_DATA_URL names it
+            fingerprint=None,
+            fingerprint_member="ratings.csv",
+            members=("ratings.csv", "items.csv"),  # users.csv is optional; items.csv tells it from ml-csv
+            scale=HALF_STARS,  # whole stars are half stars too
+            user_columns=("age", "gender", "occupation", "zip_code"),  # from users.csv, when there is one
+            movie_columns=("title", "release_year", "genres"),
+            native_splits=(),
+            folds=(),
+            reader="recsys.data.own_csv:read_archive",
+            max_member_bytes=5 * 2**30 // 4,  # as the MovieLens CSV releases'
         ),
     )
 }

@@ -8,11 +8,12 @@ different data set. Every error names the member and, where there is one, the li
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ import pandas as pd
 from recsys.errors import DataError
 
 if TYPE_CHECKING:
-    from recsys.data.adapters import DatasetAdapter
+    from recsys.data.adapters import DatasetAdapter, RatingScale
 
 LATIN1 = "latin-1"
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
@@ -135,14 +136,14 @@ def decode_latin1(raw: bytes, member: str, dataset: str = "MovieLens 100K") -> s
     return raw.decode(LATIN1)
 
 
-def decode_utf8(raw: bytes, member: str) -> str:
-    """The CSV releases are UTF-8: a byte that is not names its line instead of loading as mojibake."""
+def decode_utf8(raw: bytes, member: str, dataset: str = "the MovieLens CSV") -> str:
+    """The CSV layouts are UTF-8: a byte that is not names its line instead of loading as mojibake."""
     _refuse_nul(raw, member)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(
-            "is not UTF-8 (the MovieLens CSV files are); re-encode it, e.g. iconv -f LATIN1 -t UTF-8",
+            f"is not UTF-8 ({dataset} files are); re-encode it, e.g. iconv -f LATIN1 -t UTF-8",
             source=member,
             line=line_at(raw, exc.start),
         ) from None
@@ -175,11 +176,55 @@ def fields(content: str, source: str, sep: str, count: int) -> Iterator[tuple[in
         yield lineno, parts
 
 
+def csv_rows(content: str, member: str, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of each data row of a CSV member whose header names exactly ``header``.
+
+    Quoted fields may hold commas (a title such as "Movie, The (1995)"); blank lines are skipped.
+    """
+    reader = csv.reader(content.splitlines())
+    first = next(reader, None)
+    if first is None:
+        raise DataError("is empty", source=member)
+    if tuple(c.strip() for c in first) != header:
+        raise DataError(
+            f"header is {','.join(first)!r}, expected {','.join(header)!r} (a missing, extra or renamed column)",
+            source=member,
+            line=1,
+        )
+    for row in reader:
+        if not row or row == [""]:
+            continue
+        if len(row) != len(header):
+            raise DataError(
+                f"expected {len(header)} comma-separated fields, got {len(row)}", source=member, line=reader.line_num
+            )
+        yield reader.line_num, row
+
+
 def parse_int(value: str, what: str, source: str, lineno: int) -> int:
     try:
         return int(value)
     except ValueError:
         raise DataError(f"{what} {value!r} is not an integer", source=source, line=lineno) from None
+
+
+def parse_positive(value: str, what: str, source: str, lineno: int) -> int:
+    """An id: the schema keys users and movies by positive integers."""
+    number = parse_int(value, what, source, lineno)
+    if number <= 0:
+        raise DataError(f"{what} {number} is not positive", source=source, line=lineno)
+    return number
+
+
+def parse_rating(value: str, scale: RatingScale, source: str, lineno: int) -> float:
+    """A rating written as a number (``4``, ``3.5``) that ``scale`` allows."""
+    try:
+        rating = float(value)
+    except ValueError:
+        raise DataError(f"rating {value!r} is not a number", source=source, line=lineno) from None
+    if not scale.allows(rating):
+        raise DataError(f"rating {value} is outside {scale}", source=source, line=lineno)
+    return rating
 
 
 def check_timestamp(stamp: int, source: str, lineno: int) -> None:
@@ -191,24 +236,39 @@ def check_timestamp(stamp: int, source: str, lineno: int) -> None:
         )
 
 
-def require_unique(frame: pd.DataFrame, column: str, source: str) -> None:
-    dupes = frame[frame[column].duplicated()][column]
-    if not dupes.empty:
-        raise DataError(f"duplicate {column} {dupes.iloc[0]}", source=source)
+def require_unique(
+    frame: pd.DataFrame, column: str, source: str, *, lines: Sequence[int] | None = None, label: str | None = None
+) -> None:
+    """Refuse a repeated ``column`` value, named as ``label`` and at its line when ``lines`` (one per row) are known."""
+    dupes = frame[column].duplicated().to_numpy()
+    if dupes.any():
+        at = int(dupes.argmax())
+        line = None if lines is None else lines[at]
+        raise DataError(f"duplicate {label or column} {frame[column].iloc[at]}", source=source, line=line)
 
 
-def finish_ratings(ratings: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Parsed rows (user_id, movie_id, rating, timestamp) as every adapter returns them: one
-    rating per pair, ``rated_at`` in UTC."""
-    refuse_duplicate_ratings(ratings, source)
+def refuse_duplicate_ratings(
+    ratings: pd.DataFrame, source: str, *, lines: Sequence[int] | None = None, item: str = "movie"
+) -> None:
+    dupes = ratings.duplicated(["user_id", "movie_id"]).to_numpy()
+    if dupes.any():
+        at = int(dupes.argmax())
+        # by column: a row of ints and float ratings would come back as floats ("user 3.0")
+        user, movie = ratings["user_id"].iloc[at], ratings["movie_id"].iloc[at]
+        raise DataError(
+            f"user {user} rates {item} {movie} more than once",
+            source=source,
+            line=None if lines is None else lines[at],
+        )
+
+
+def ratings_frame(
+    rows: list[tuple], source: str, *, lines: Sequence[int] | None = None, item: str = "movie"
+) -> pd.DataFrame:
+    """(user, movie, rating, seconds since 1970) rows as the ratings frame; none, or a pair rated twice, is refused."""
+    if not rows:
+        raise DataError("no ratings", source=source)
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"])
+    refuse_duplicate_ratings(ratings, source, lines=lines, item=item)
     ratings["rated_at"] = pd.to_datetime(ratings.pop("timestamp"), unit="s", utc=True)
     return ratings
-
-
-def refuse_duplicate_ratings(ratings: pd.DataFrame, source: str) -> None:
-    dupes = ratings.duplicated(["user_id", "movie_id"])
-    if dupes.any():
-        user, movie = ratings.loc[dupes, ["user_id", "movie_id"]].iloc[
-            0
-        ]  # ints (a row would mix in the rating's float)
-        raise DataError(f"user {user} rates movie {movie} more than once", source=source)

@@ -36,7 +36,10 @@ def read_clean(
     known_movies: Iterable[int] | None = None,
     positive_ids: bool = False,
 ) -> pd.DataFrame | None:
-    """user_id, movie_id, rating, timestamp (int64; rating float64 on a half-star scale), or None."""
+    """user_id, movie_id, rating, rated_at as the adapters' parsers return them, or None.
+
+    Ids are int64, the rating int64 on whole stars and float64 on half stars, ``rated_at`` UTC.
+    """
     body = raw
     if header is not None:
         first, _, body = raw.partition(b"\n")
@@ -61,6 +64,7 @@ def read_clean(
     frame["rating"] = values.astype(np.int64) if scale.step == 1 else values
     if not _valid(frame, known_users, known_movies, positive_ids):
         return None
+    frame["rated_at"] = pd.to_datetime(frame.pop("timestamp"), unit="s", utc=True)
     return frame
 
 
@@ -96,4 +100,4 @@ def _valid(
     for ids, known in ((users, known_users), (movies, known_movies)):
         if known is not None and not np.isin(ids, np.fromiter(known, np.int64)).all():
             return False
-    return True
+    return not frame.duplicated(["user_id", "movie_id"]).any()  # the parser names the line of a repeat

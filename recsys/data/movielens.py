@@ -22,10 +22,11 @@ from recsys.data.archive import (
     check_timestamp,
     decode_latin1,
     fields,
-    finish_ratings,
     open_layout,
     open_zip,
     parse_int,
+    parse_rating,
+    ratings_frame,
     require_unique,
 )
 from recsys.data.clean_ratings import read_clean
@@ -154,7 +155,7 @@ def _parse_date(value: str, lineno: int) -> date | None:
 def _read_ratings(raw: bytes, users: pd.DataFrame, movies: pd.DataFrame) -> pd.DataFrame:
     clean = read_clean(raw, sep=b"\t", scale=STARS, known_users=users["user_id"], known_movies=movies["movie_id"])
     if clean is not None:
-        return finish_ratings(clean, "u.data")
+        return clean
     return _parse_ratings(decode_latin1(raw, "u.data"), "u.data", users, movies)
 
 
@@ -175,20 +176,14 @@ def _parse_ratings(
         if known_movies is not None and movie_id not in known_movies:
             raise DataError(f"unknown movie id {movie_id} (not in u.item)", source=source, line=lineno)
         rows.append((user_id, movie_id, value, stamp))
-    if not rows:
-        raise DataError("no ratings", source=source)
-    return finish_ratings(pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]), source)
+    return ratings_frame(rows, source)
 
 
 def _rating(value: str, scale: RatingScale, source: str, lineno: int) -> float:
     """Whole stars parse as the integers u.data holds; a half-star scale (a files: split of a CSV data set) as floats."""
-    if scale.step == 1:
-        rating: float = _int(value, "rating", source, lineno)
-    else:
-        try:
-            rating = float(value)
-        except ValueError:
-            raise DataError(f"rating {value!r} is not a number", source=source, line=lineno) from None
+    if scale.step != 1:
+        return parse_rating(value, scale, source, lineno)
+    rating = _int(value, "rating", source, lineno)
     if not scale.allows(rating):
         raise DataError(f"rating {value} is outside {scale}", source=source, line=lineno)
     return rating

@@ -18,10 +18,10 @@ from recsys.data.archive import (
     check_timestamp,
     decode_latin1,
     fields,
-    finish_ratings,
     open_layout,
     open_zip,
     parse_int,
+    ratings_frame,
     require_unique,
 )
 from recsys.data.clean_ratings import read_clean
@@ -138,7 +138,7 @@ def _parse_movies(content: str) -> pd.DataFrame:
 def _read_ratings(raw: bytes, known_users: set[int], known_movies: set[int]) -> pd.DataFrame:
     clean = read_clean(raw, sep=SEP.encode(), scale=ADAPTER.scale, known_users=known_users, known_movies=known_movies)
     if clean is not None:
-        return finish_ratings(clean, RATINGS)
+        return clean
     return _parse_ratings(decode_latin1(raw, RATINGS, ADAPTER.title), known_users, known_movies)
 
 
@@ -157,6 +157,4 @@ def _parse_ratings(content: str, known_users: set[int], known_movies: set[int]) 
         if movie_id not in known_movies:
             raise DataError(f"unknown movie id {movie_id} (not in {MOVIES})", source=RATINGS, line=lineno)
         rows.append((user_id, movie_id, value, stamp))
-    if not rows:
-        raise DataError("no ratings", source=RATINGS)
-    return finish_ratings(pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]), RATINGS)
+    return ratings_frame(rows, RATINGS)

@@ -11,7 +11,6 @@ Every check names the member and line, as the ML-100K adapter does.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +18,14 @@ import pandas as pd
 from recsys.data.adapters import ADAPTERS
 from recsys.data.archive import (
     check_timestamp,
+    csv_rows,
     decode_utf8,
-    finish_ratings,
     open_layout,
     open_zip,
     parse_int,
+    parse_positive,
+    parse_rating,
+    ratings_frame,
     require_unique,
 )
 from recsys.data.clean_ratings import read_clean
@@ -61,39 +63,10 @@ def read_archive(path: Path | str, expected_sha256: str | None, *, max_member_by
     )
 
 
-def _rows(content: str, member: str, header: tuple[str, ...]):
-    """(line number, fields) of each data row, after checking the header names exactly ``header``."""
-    reader = csv.reader(content.splitlines())
-    first = next(reader, None)
-    if first is None:
-        raise DataError("is empty", source=member)
-    if tuple(c.strip() for c in first) != header:
-        raise DataError(
-            f"header is {','.join(first)!r}, expected {','.join(header)!r} (a missing, extra or renamed column)",
-            source=member,
-            line=1,
-        )
-    for fields in reader:
-        if not fields or fields == [""]:
-            continue
-        if len(fields) != len(header):
-            raise DataError(
-                f"expected {len(header)} comma-separated fields, got {len(fields)}", source=member, line=reader.line_num
-            )
-        yield reader.line_num, fields
-
-
-def _positive(value: str, what: str, member: str, lineno: int) -> int:
-    number = parse_int(value, what, member, lineno)
-    if number <= 0:
-        raise DataError(f"{what} {number} is not positive", source=member, line=lineno)
-    return number
-
-
 def _parse_movies(content: str) -> pd.DataFrame:
     rows = []
-    for lineno, (mid, raw_title, genres) in _rows(content, MOVIES, MOVIES_HEADER):
-        movie_id = _positive(mid, "movie id", MOVIES, lineno)
+    for lineno, (mid, raw_title, genres) in csv_rows(content, MOVIES, MOVIES_HEADER):
+        movie_id = parse_positive(mid, "movie id", MOVIES, lineno)
         title = " ".join(raw_title.split())
         names = [] if genres.strip() in ("", NO_GENRES) else [g.strip() for g in genres.split("|")]
         rows.append((movie_id, title, None, title_year(title), None, names))
@@ -109,27 +82,19 @@ def _read_ratings(raw: bytes, known_movies: set[int]) -> pd.DataFrame:
     header = ",".join(RATINGS_HEADER).encode()
     clean = read_clean(raw, sep=b",", scale=ADAPTER.scale, header=header, known_movies=known_movies, positive_ids=True)
     if clean is not None:
-        return finish_ratings(clean, RATINGS)
+        return clean
     return _parse_ratings(decode_utf8(raw, RATINGS), known_movies)
 
 
 def _parse_ratings(content: str, known_movies: set[int]) -> pd.DataFrame:
-    scale = ADAPTER.scale
     rows = []
-    for lineno, (uid, mid, rating, ts) in _rows(content, RATINGS, RATINGS_HEADER):
-        user_id = _positive(uid, "user id", RATINGS, lineno)
-        movie_id = _positive(mid, "movie id", RATINGS, lineno)
-        try:
-            value = float(rating)
-        except ValueError:
-            raise DataError(f"rating {rating!r} is not a number", source=RATINGS, line=lineno) from None
-        if not scale.allows(value):
-            raise DataError(f"rating {rating} is outside {scale}", source=RATINGS, line=lineno)
+    for lineno, (uid, mid, rating, ts) in csv_rows(content, RATINGS, RATINGS_HEADER):
+        user_id = parse_positive(uid, "user id", RATINGS, lineno)
+        movie_id = parse_positive(mid, "movie id", RATINGS, lineno)
+        value = parse_rating(rating, ADAPTER.scale, RATINGS, lineno)
         stamp = parse_int(ts, "timestamp", RATINGS, lineno)
         check_timestamp(stamp, RATINGS, lineno)
         if movie_id not in known_movies:
             raise DataError(f"unknown movie id {movie_id} (not in {MOVIES})", source=RATINGS, line=lineno)
         rows.append((user_id, movie_id, value, stamp))
-    if not rows:
-        raise DataError("no ratings", source=RATINGS)
-    return finish_ratings(pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]), RATINGS)
+    return ratings_frame(rows, RATINGS)

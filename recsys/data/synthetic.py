@@ -1,4 +1,4 @@
-"""Small archives in the exact MovieLens 100K layout, made up from scratch.
+"""Small archives in the exact layout of each adapter (MovieLens 100K, 1M, CSV; plain CSV), made up from scratch.
 
 Tests need data they can break on purpose (a bad row, a missing member) without
 shipping MovieLens files, whose licence forbids redistribution. The members come back
@@ -50,9 +50,10 @@ def synthetic_members(n_users: int = 30, n_movies: int = 40, per_user: int = 15,
 
 
 def write_archive(path: Path, members: dict[str, bytes], folder: str = "ml-100k") -> Path:
+    """The members in ``folder`` of a zip at ``path``; ``folder`` "" puts them at its top level."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, content in members.items():
-            zf.writestr(f"{folder}/{name}", content)
+            zf.writestr(f"{folder}/{name}" if folder else name, content)
     return path
 
 
@@ -86,27 +87,66 @@ def synthetic_csv_members(n_users: int = 30, n_movies: int = 40, per_user: int =
     Sparse movie ids (as the real releases have), a quoted title with a comma, a movie with
     ``(no genres listed)`` and one without a year; every check of the CSV adapter passes.
     """
+    movies, ratings = _csv_tables(n_users, n_movies, per_user, seed, no_genres="(no genres listed)")
+    return {
+        "movies.csv": ("movieId,title,genres\n" + movies).encode(),
+        "ratings.csv": ("userId,movieId,rating,timestamp\n" + ratings).encode(),
+    }
+
+
+def synthetic_own_members(
+    n_users: int = 30, n_movies: int = 40, per_user: int = 15, seed: int = 0, *, users: bool = True
+) -> dict[str, bytes]:
+    """Members in the plain-CSV layout (``own-csv``): half stars, with a ``users.csv`` when ``users``.
+
+    The catalogue is the CSV one's (sparse ids, a quoted title with a comma, no year on one)
+    with an empty genres field and an accented title (UTF-8). ``users.csv`` lists one more
+    user than rate (a user may be known before rating anything); every check passes.
+    """
+    items, ratings = _csv_tables(n_users, n_movies, per_user, seed, no_genres="", accented=True)
+    members = {
+        "ratings.csv": ("user_id,item_id,rating,timestamp\n" + ratings).encode(),
+        "items.csv": ("item_id,title,genres\n" + items).encode(),
+    }
+    if users:
+        rng = np.random.default_rng(seed + 1)
+        members["users.csv"] = (
+            "user_id,age,gender,occupation,zip_code\n"
+            + "".join(
+                f"{u},{rng.integers(12, 80)},{'MF'[u % 2]},{OCCUPATIONS[u % len(OCCUPATIONS)]},{rng.integers(10000, 99999)}\n"
+                for u in range(1, n_users + 2)
+            )
+        ).encode()
+    return members
+
+
+def _csv_tables(
+    n_users: int, n_movies: int, per_user: int, seed: int, *, no_genres: str, accented: bool = False
+) -> tuple[str, str]:
+    """The CSV layouts' movie and rating rows (no headers): ``id,title,genres`` and ``user,movie,rating,seconds``."""
     rng = np.random.default_rng(seed)
     ids = [m * 7 for m in range(1, n_movies + 1)]
-    movies = ["movieId,title,genres\n"]
+    movies = []
     for k, m in enumerate(ids):
-        genres = "(no genres listed)" if k == 1 else "|".join(rng.choice(GENRES[1:], size=2, replace=False))
+        genres = no_genres if k == 1 else "|".join(rng.choice(GENRES[1:], size=2, replace=False))
+        name = "Amélie" if accented and k == 3 else "Movie"
         title = (
             f'"Movie {m}, The ({1950 + m % 48})"'
             if k == 0
             else f"Movie {m}"
             if k == 2
-            else f"Movie {m} ({1950 + m % 48})"
+            else f"{name} {m} ({1950 + m % 48})"
         )
         movies.append(f"{m},{title},{genres}\n")
-    ratings = ["userId,movieId,rating,timestamp\n"]
+    ratings = []
     for u in range(1, n_users + 1):
         for m in sorted(rng.choice(ids, size=per_user, replace=False)):
             ratings.append(f"{u},{m},{rng.integers(1, 11) / 2:.1f},{1_200_000_000 + int(rng.integers(0, 10**8))}\n")
-    return {"movies.csv": "".join(movies).encode(), "ratings.csv": "".join(ratings).encode()}
+    return "".join(movies), "".join(ratings)
 
 
 def csv_fingerprint(members: dict[str, bytes]) -> str:
+    """sha256(ratings.csv), the fingerprint of both CSV layouts (ml-csv, own-csv)."""
     return hashlib.sha256(members["ratings.csv"]).hexdigest()
 
 

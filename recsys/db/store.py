@@ -114,8 +114,9 @@ def _replace(engine: sa.Engine, data: MovieLens, source: str, rows: dict[str, It
 def load_movielens(engine: sa.Engine) -> MovieLens:
     """The feature store as the same frames the archive parser produces.
 
-    Only the side columns the loaded data set's adapter fills come back, so a data set
-    without demographics gives frames, and so a model, without them.
+    Only the side columns the loaded data set's adapter fills, and every loaded user has,
+    come back, so a data set without demographics (ml-csv; own-csv without a users.csv)
+    gives frames, and so a model, without them.
     """
     with engine.connect() as conn:
         users = _frame(conn, _sql().users_frame)
@@ -127,7 +128,9 @@ def load_movielens(engine: sa.Engine) -> MovieLens:
     if fingerprint is None or users.empty:
         raise DataError("the feature store is empty; run `recsys ingest` first")
     source = adapter(name)
-    users = users[["user_id", *source.user_columns]]
+    # A column NULL for some user has no value to feed the model for them: left out, like one
+    # the adapter never fills. The parsers fill a side column for every user or for none.
+    users = users[["user_id", *(c for c in source.user_columns if users[c].notna().all())]]
     movies = movies[["movie_id", *source.movie_columns]]
     if "release_year" in movies:
         movies["release_year"] = movies["release_year"].astype("Int64")

@@ -115,7 +115,8 @@ def evaluate_topn(
             h = hits[:, :k]
             ideal = np.cumsum(discounts[:k])[np.minimum(n_rel, k) - 1]
             sums[f"recall@{k}"] += float(np.sum(h.sum(axis=1) / np.minimum(n_rel, k)))
-            sums[f"ndcg@{k}"] += float(np.sum((h * discounts[:k]).sum(axis=1) / ideal))
+            # h is narrower than k when the catalogue has fewer than k movies
+            sums[f"ndcg@{k}"] += float(np.sum((h * discounts[: h.shape[1]]).sum(axis=1) / ideal))
             sums[f"hr@{k}"] += float(np.sum(h.any(axis=1)))
         top10 = best[:, :10]
         listed = ~np.take_along_axis(seen_all[rows], top10, axis=1)  # a user with < 10 unseen movies

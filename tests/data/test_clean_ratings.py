@@ -13,15 +13,22 @@ import pandas as pd
 import pytest
 
 from recsys.config import MAX_MEMBER_BYTES
-from recsys.data import movielens, movielens_1m, movielens_csv
+from recsys.data import movielens, movielens_1m, movielens_csv, own_csv
 from recsys.data.adapters import HALF_STARS, STARS, read_dataset
 from recsys.data.clean_ratings import read_clean
-from recsys.data.synthetic import synthetic_1m_members, synthetic_csv_members, synthetic_members, write_archive
+from recsys.data.synthetic import (
+    synthetic_1m_members,
+    synthetic_csv_members,
+    synthetic_members,
+    synthetic_own_members,
+    write_archive,
+)
 
 LAYOUTS = {
     "ml-100k": (synthetic_members, "ml-100k", movielens),
     "ml-1m": (synthetic_1m_members, "ml-1m", movielens_1m),
     "ml-csv": (synthetic_csv_members, "ml-latest-small", movielens_csv),
+    "own-csv": (synthetic_own_members, "", own_csv),
 }
 
 
@@ -64,9 +71,10 @@ CLEAN_CSV = b"userId,movieId,rating,timestamp\n1,10,4.5,881250949\n2,20,3.0,8812
 
 def test_clean_members_are_read_at_c_speed():
     tsv = read_clean(CLEAN_TSV, sep=b"\t", scale=STARS, known_users={1, 2}, known_movies={10, 20})
-    assert tsv is not None and tsv.to_dict("list") == {
-        "user_id": [1, 2], "movie_id": [10, 20], "rating": [4, 3], "timestamp": [881250949, 881250950]
+    assert tsv is not None and tsv.drop(columns="rated_at").to_dict("list") == {
+        "user_id": [1, 2], "movie_id": [10, 20], "rating": [4, 3]
     }  # fmt: skip
+    assert tsv["rated_at"].tolist() == list(pd.to_datetime([881250949, 881250950], unit="s", utc=True))
     dat = read_clean(CLEAN_TSV.replace(b"\t", b"::"), sep=b"::", scale=STARS)
     assert dat is not None and dat.equals(tsv)
     csv = read_clean(CLEAN_CSV, sep=b",", scale=HALF_STARS, header=b"userId,movieId,rating,timestamp")
@@ -91,6 +99,7 @@ def test_clean_members_are_read_at_c_speed():
         b"3\t10\t4\t881250949\n",  # unknown user
         b"1\t30\t4\t881250949\n",  # unknown movie
         b"1\t\t4\t881250949\n",
+        b"1\t10\t4\t881250949\n1\t10\t5\t881250950\n",  # rated twice: the parser names the line
         b"",
     ],
 )

@@ -112,6 +112,10 @@ def _set_rating(value: bytes):
             lambda m: m.__setitem__("ratings.csv", m["ratings.csv"] + b"3,9999,4.0,1200000000\n"),
             r"ratings\.csv line 452: unknown movie id 9999 \(not in movies\.csv\)",
         ),
+        (  # the ids as integers: a row of them and float ratings once read back as "user 1.0"
+            lambda m: m.__setitem__("ratings.csv", m["ratings.csv"] + _rating_line(m, 2) + b"\n"),
+            r"ratings\.csv: user 1 rates movie \d+ more than once",
+        ),
         (
             _replace("movies.csv", b"Movie 14", "Mis\xe9rables 14".encode("latin-1")),
             r"movies\.csv line 3: is not UTF-8",

@@ -12,11 +12,6 @@ a user over HTTP, against the real PostgreSQL.
 from __future__ import annotations
 
 import csv
-import json
-import os
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +21,14 @@ import sqlalchemy as sa
 
 from recsys.db.admin import create_database, drop_database
 from recsys.db.engine import make_engine
-from tests.support.api import ApiServer
-from tests.support.db import as_role
+from tests.support.pipeline import (
+    champion_metadata,
+    check_top_n_over_http,
+    recsys_env,
+    run_recsys,
+    user_tower_inputs,
+)
 
-RECSYS = [sys.executable, "-m", "recsys.cli"]
 USERS, MOVIES, RATINGS = 671, 9_066, 100_004
 
 
@@ -74,23 +73,9 @@ def csv_db_url(admin_url: str) -> Iterator[str]:
     drop_database(admin_url, url)
 
 
-def _run(args: list[str], env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    started = time.perf_counter()
-    done = subprocess.run(RECSYS + args, capture_output=True, text=True, env=env, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    print(f"recsys {args[0]}: {time.perf_counter() - started:.1f} s")  # shown with -s: where the test's time goes
-    return done
-
-
 def test_ml_latest_small_from_the_wheel_ingests_trains_precomputes_and_serves(real_csv, csv_db_url, tmp_path):
-    env = {
-        **os.environ,
-        "RECSYS_DATABASE_URL": csv_db_url,
-        "RECSYS_DATASET": "ml-csv",
-        "RECSYS_HOME": str(tmp_path / "home"),
-        "RECSYS_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-    }
-    ingested = _run(["ingest", "--source", str(real_csv)], env)
+    env = recsys_env(csv_db_url, "ml-csv", tmp_path)
+    ingested = run_recsys(["ingest", "--source", str(real_csv)], env)
     assert ingested.stdout.startswith(
         f"loaded: {USERS} users, {MOVIES} movies, {RATINGS} ratings (sha256(ratings.csv) "
     )
@@ -107,34 +92,16 @@ def test_ml_latest_small_from_the_wheel_ingests_trains_precomputes_and_serves(re
             assert conn.execute(sa.text("SELECT dataset FROM recsys.datasets")).scalar() == "ml-csv"
 
         # --no-refit: the refit is the same training again on every rating; it would double the test's time
-        trained = _run(["train", "--config", "tiny", "--quiet", "--no-refit"], env)
+        trained = run_recsys(["train", "--config", "tiny", "--quiet", "--no-refit"], env)
         assert "registry: champion" in trained.stdout, trained.stdout
-        with engine.connect() as conn:
-            artifact = conn.execute(
-                sa.text("SELECT artifact_uri FROM recsys.model_versions WHERE status = 'champion'")
-            ).scalar()
-        metadata = json.loads((Path(artifact) / "assets.extra/metadata.json").read_text())
         # no demographics in the data, so none in the model: the user tower takes the id alone
-        assert list(metadata["signatures"]["user_tower"]["inputs"]) == ["user_id"]
-        assert metadata["rating_scale"] == [0.5, 5.0, 0.5]
+        assert user_tower_inputs(engine) == ["user_id"]
+        assert champion_metadata(engine)["rating_scale"] == [0.5, 5.0, 0.5]
 
-        _run(["precompute", "--shards", "2"], env)
+        run_recsys(["precompute", "--shards", "2"], env)
         with engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT count(*) FROM recsys.current_ranked_scores")).scalar()
-            user = conn.execute(sa.text("SELECT min(user_id) FROM recsys.users")).scalar()
-            seen = {m for (m,) in conn.execute(sa.text(f"SELECT movie_id FROM recsys.ratings WHERE user_id = {user}"))}
         assert rows == USERS * MOVIES
     finally:
         engine.dispose()
-
-    server = ApiServer(as_role(csv_db_url))
-    try:
-        answer = server.client.get(f"/users/{user}/recommendations", params={"k": 10})
-        assert answer.status_code == 200, answer.text
-        top = answer.json()
-    finally:
-        server.stop()
-    items = top["recommendations"] if isinstance(top, dict) else top
-    assert [item["rank"] for item in items] == list(range(1, 11))
-    assert not {item["movie_id"] for item in items} & seen  # only movies the user has not rated
-    assert all(0.5 <= item["predicted_rating"] <= 5.0 for item in items)
+    check_top_n_over_http(csv_db_url, k=10, low=0.5, high=5.0)

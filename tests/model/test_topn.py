@@ -59,6 +59,16 @@ def test_recall_is_capped_at_k_and_training_items_never_count():
     assert "Full-catalogue" in PROTOCOL and "min(K, relevant" in PROTOCOL
 
 
+def test_a_k_beyond_the_catalogue_counts_the_whole_list():
+    """A catalogue of 5 movies at K=10 (own data may have fewer movies than the K of 50): every unseen one is listed."""
+    catalogue, test, score = _case()
+    m = evaluate_topn(score, catalogue, test, ks=(10,))
+    # user 1: [12, 13, 11, 14], relevant 13 and 11 at ranks 2 and 3; user 2: [12, 13, 14], 14 at rank 3
+    assert m["recall@10"] == pytest.approx(1.0) and m["hr@10"] == pytest.approx(1.0)
+    user1 = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert m["ndcg@10"] == pytest.approx((user1 + 1 / math.log2(4)) / 2)
+
+
 def test_top_k_breaks_ties_by_lower_column():
     scores = np.array([[1.0, 3.0, 3.0, 2.0]])
     seen = np.array([[False, False, False, True]])

@@ -46,12 +46,14 @@ SELECT (SELECT count(*) FROM recsys.users), (SELECT count(*) FROM recsys.movies)
                               ORDER BY user_id, movie_id)) FROM recsys.ratings),
        (SELECT md5(string_agg(movie_id || title || coalesce(release_year, 0) || array_to_string(genres, '/'), ','
                               ORDER BY movie_id)) FROM recsys.movies),
-       (SELECT count(*) FROM recsys.datasets)
+       (SELECT count(*) FROM recsys.datasets),
+       (SELECT md5(string_agg(concat_ws(':', user_id, age, gender, occupation, zip_code), ',' ORDER BY user_id))
+          FROM recsys.users)
 """
 
 
 def snapshot(url: str) -> tuple:
-    """The feature store's counts and content digests (what an ingest that fails must leave alone)."""
+    """The feature store's counts and content digests, users too (what an ingest that fails must leave alone)."""
     engine = make_engine(url)
     with engine.connect() as conn:
         row = tuple(conn.execute(sa.text(SNAPSHOT_SQL)).one())
