@@ -276,13 +276,20 @@ def _lightfm(
 
 
 def user_tags(ml: MovieLens, user_ids: np.ndarray) -> list[list[str]]:
-    """The side features of each user (LightFM): gender, occupation, age group, first zip digit."""
+    """The side features of each user (LightFM): gender, occupation, age group, first zip digit, those
+    the data set has (the CSV releases have none: each user is then its identity column alone)."""
     users = ml.users.set_index("user_id").reindex(user_ids)
-    groups = np.searchsorted(AGE_BUCKETS, users["age"].fillna(-1).to_numpy(), side="right")
-    return [
-        [f"gender:{g}", f"occupation:{o}", f"age:{a}", f"zip:{str(z)[:1]}"]
-        for g, o, a, z in zip(users["gender"], users["occupation"], groups, users["zip_code"].fillna(""), strict=True)
-    ]
+    tags: dict[str, Any] = {}
+    if "gender" in users:
+        tags["gender"] = users["gender"]
+    if "occupation" in users:
+        tags["occupation"] = users["occupation"]
+    if "age" in users:
+        tags["age"] = np.searchsorted(AGE_BUCKETS, users["age"].fillna(-1).to_numpy(), side="right")
+    if "zip_code" in users:
+        tags["zip"] = [str(z)[:1] for z in users["zip_code"].fillna("")]
+    columns = [[f"{name}:{value}" for value in values] for name, values in tags.items()]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in user_ids]
 
 
 def movie_tags(ml: MovieLens, movie_ids: np.ndarray) -> list[list[str]]:

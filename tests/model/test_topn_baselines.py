@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys.data.adapters import read_dataset
 from recsys.data.movielens import read_archive
 from recsys.data.splits import make_split
+from recsys.data.synthetic import synthetic_csv_members, write_archive
 from recsys.errors import ConfigError
 from recsys.model import topn_baselines as tb
 from recsys.model.topn import Catalogue, evaluate_topn
@@ -177,6 +179,19 @@ def test_score_fn_shape_finite_and_block_independent(ml, u1, name):
     np.testing.assert_allclose(score(block[2:3], cat.movie_ids), scores[2:3], rtol=1e-12, atol=1e-12)
     again = baseline.fit(split.train, ml, cat, 42, **QUICK.get(name, {}))(block, cat.movie_ids)
     np.testing.assert_array_equal(again, scores)  # seeded: the same scores on a refit
+
+
+def test_lightfm_user_tags_follow_the_side_columns_the_data_set_has(ml, u1, tmp_path):
+    """ML-100K users carry four tags; on a data set without demographics (the CSV releases) none,
+    and LightFM still fits and ranks with the identity columns (it raised KeyError: 'age')."""
+    assert tb.user_tags(ml, np.array([1]))[0] == ["gender:M", "occupation:technician", "age:1", "zip:8"]  # 24, 85711
+    csv = read_dataset(write_archive(tmp_path / "csv.zip", synthetic_csv_members(), "ml-latest-small"), "ml-csv")
+    assert tb.user_tags(csv, csv.users["user_id"].to_numpy()[:2]) == [[], []]
+    cat = Catalogue.from_frames(csv.users["user_id"], csv.movies["movie_id"], csv.ratings)
+    score = tb.TOPN_BASELINES["lightfm"].fit(csv.ratings, csv, cat, 42, **QUICK["lightfm"])(
+        cat.user_ids[:3], cat.movie_ids
+    )
+    assert score.shape == (3, len(cat.movie_ids)) and np.isfinite(score).all() and np.ptp(score) > 0
 
 
 @pytest.mark.slow
