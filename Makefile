@@ -9,7 +9,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install chromium run airflow ingest serve test lint bench bench-model bench-precompute bench-api chaos clean db-stop
+.PHONY: install chromium run airflow ingest serve test lint bench bench-model bench-precompute bench-api bench-scale chaos clean db-stop
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ bench-precompute: install
 
 bench-api: install
 	$(BIN)/python bench/api_load.py --workers 2 --api-database-url "$${RECSYS_API_DATABASE_URL:-$$($(BIN)/recsys db url)}"
+
+## The cost curve on synthetic data at 1x, 10x, 100x ML-100K's pairs and ML-1M's shape (tens of minutes;
+## needs no `make run`: scratch databases on RECSYS_TEST_ADMIN_URL's server). SIZES=0.1,1 for a quick run.
+bench-scale: install
+	$(BIN)/python bench/scale.py $(if $(SIZES),--sizes $(SIZES))
 
 ## Long fault and fuzz runs (minutes) beyond what `make test` covers.
 chaos: install

@@ -66,6 +66,10 @@ class Level:
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def p99_ms(self) -> float:
+        return float(np.percentile(self.latencies_ms, 99)) if len(self.latencies_ms) else float("nan")
+
     def row(self) -> str:
         p50, p99 = np.percentile(self.latencies_ms, [50, 99]) if len(self.latencies_ms) else (float("nan"),) * 2
         err = 100.0 * self.errors / max(self.requests, 1)
@@ -291,7 +295,7 @@ def run_loop(coroutine: Coroutine[None, None, Level]) -> Level:
 def summary(scenario: str, levels: list[Level], p99_target: float, rps_target: float | None) -> str:
     """Best throughput, where p99 is met, and where both targets are met at the same concurrency."""
     best = max(levels, key=lambda r: r.rps)
-    ok_p99 = [r for r in levels if np.percentile(r.latencies_ms, 99) <= p99_target]
+    ok_p99 = [r for r in levels if r.p99_ms <= p99_target]
     line = (
         f"{scenario}: best {best.rps:,.0f} req/s at concurrency {best.concurrency}; p99 <= {p99_target} ms "
         f"at concurrency {', '.join(str(r.concurrency) for r in ok_p99) or 'none'}"

@@ -143,6 +143,11 @@ def is_attached(conn: sa.Connection, run_id: int) -> bool:
     return bool(queries("ranking").is_attached(dbapi(conn), table_name=run_table(run_id)))
 
 
+def run_bytes(conn: sa.Connection, run_id: int) -> int:
+    """Bytes on disk of the run's ranking: every leaf, its indexes and TOAST (0 once dropped)."""
+    return int(queries("ranking").run_bytes(dbapi(conn), table_name=run_table(run_id)) or 0)
+
+
 def drop_run_table(engine: sa.Engine, run_id: int, *, attached: bool) -> None:
     if attached:
         detach_run_table(engine, run_id)

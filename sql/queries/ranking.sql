@@ -41,6 +41,11 @@ SELECT EXISTS (
     WHERE inhparent = 'recsys.ranked_scores'::regclass AND inhrelid = to_regclass(:table_name)
 );
 
+-- name: run_bytes(table_name)$
+-- Bytes on disk of a run table (by name): its leaves with their indexes and TOAST; 0 when gone.
+SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint
+FROM pg_partition_tree(to_regclass(:table_name));
+
 -- name: published_run()
 -- The status page: what is published, with its run.
 SELECT p.run_id, p.model_version, p.published_at, r.rows, r.users, r.movies, r.shards

@@ -92,6 +92,9 @@ def test_a_published_run_stores_the_score_and_the_rating(db_engine, version, gri
     assert [(r.score, r.predicted_rating) for r in top] == [
         (mine.score[r.movie_id], mine.predicted_rating[r.movie_id]) for r in top
     ]
+    with db_engine.connect() as conn:  # its leaves and indexes on disk (bench/scale.py reports it), none once gone
+        assert 40 * len(frame) < runs.run_bytes(conn, run_id) < 200 * len(frame)
+        assert runs.run_bytes(conn, 10**9) == 0
 
 
 def test_without_a_rating_the_score_is_the_rating(db_engine, version, grid):
