@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -204,6 +204,10 @@ def precompute(
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="write-shard") as writers:
             writes: list[Future] = []
             for shard in range(shards):
+                # At most `workers` writes pending before the next shard is scored: a scored shard
+                # waits for a writer instead of queueing, so memory holds workers + 1 scored shards, not all.
+                while len(pending := [w for w in writes if not w.done()]) > max(1, workers):
+                    wait(pending, return_when=FIRST_COMPLETED)
                 for done in (w for w in writes if w.done()):
                     done.result()  # a failed write stops the run before more scoring
                 user_ids = runs.shard_users(scorer.user_ids, shard, run.shards)

@@ -188,6 +188,37 @@ def test_a_shard_whose_rows_are_misplaced_is_refused(db_engine, champion, monkey
     runs.fail_run(db_engine, run_id, "test done")
 
 
+def test_scored_shards_wait_for_a_writer_instead_of_piling_up(db_engine, champion, monkeypatch):
+    """Memory is bounded by the writers, not the shard count: with 1 writer slower than scoring,
+    at most 2 scored shards are held at once (it held all 6 before)."""
+    import recsys.scoring.precompute as job
+
+    held, most, lock = [0], [0], threading.Lock()
+    real_score, real_write = job.ShardScorer.score, job.check_and_write
+
+    def score(self, user_ids):
+        scored = real_score(self, user_ids)
+        if len(user_ids) == 1:  # the warm-up's one user (a scorer loaded under the patch), not a shard
+            return scored
+        with lock:
+            held[0] += 1
+            most[0] = max(most[0], held[0])
+        return scored
+
+    def slow_write(*args):
+        threading.Event().wait(0.5)  # a writer slower than scoring, as COPY is on a large shard
+        rows = real_write(*args)
+        with lock:
+            held[0] -= 1
+        return rows
+
+    monkeypatch.setattr(job.ShardScorer, "score", score)
+    monkeypatch.setattr(job, "check_and_write", slow_write)
+    result = precompute(db_engine, shards=6, workers=1, keep=1, model_version=champion)
+    assert result.rows == USERS * MOVIES and held[0] == 0
+    assert most[0] == 2
+
+
 def test_a_catalogue_over_the_pair_limit_is_refused_before_anything_is_written(db_engine, champion, monkeypatch):
     """RECSYS_MAX_PAIRS: one line naming the sizes and the setting; no run row, no table, same ranking."""
     before, digest = published(db_engine), ranking_digest(db_engine)
