@@ -58,8 +58,8 @@ DEFAULT_SIZES = "1,10,100,ml-1m"
 CLIENTS = 8
 # Shards of at most this many pairs. A writer holds ~210 bytes per pair of its shard while it ranks
 # and encodes (ranking.ranks + encode_rows measured on 4 M and 16.8 M pairs: 200 beyond the scored
-# arrays), and every scored shard waiting for a writer 9 (the job does not bound that queue); the
-# model and TensorFlow ~0.8 GiB (the 0.1x smoke run's peak).
+# arrays), and a scored shard 9 (the job holds the one being scored and at most one waiting for a
+# writer); the model and TensorFlow ~0.8 GiB (the 0.1x smoke run's peak).
 PAIRS_PER_SHARD = 10_000_000
 WRITE_BYTES_PER_PAIR, WAITING_BYTES_PER_PAIR, MODEL_BYTES = 210, 9, 1.5 * 2**30
 DISK_BYTES_PER_PAIR = 100  # a published pair on disk, leaf and index (~91 measured), plus slack
@@ -84,9 +84,9 @@ class Size:
         return max(DEFAULT_SHARDS, math.ceil(self.shape.pairs / pairs_per_shard))
 
     def peak_bytes(self, pairs_per_shard: int, workers: int) -> float:
-        """The precompute's estimated peak: the model, every scored shard waiting, ``workers`` being written."""
+        """The precompute's estimated peak: the model, a shard scored and one waiting, ``workers`` being written."""
         shard = self.shape.pairs / self.shards(pairs_per_shard)
-        return MODEL_BYTES + WAITING_BYTES_PER_PAIR * self.shape.pairs + WRITE_BYTES_PER_PAIR * shard * workers
+        return MODEL_BYTES + WAITING_BYTES_PER_PAIR * shard * 2 + WRITE_BYTES_PER_PAIR * shard * workers
 
 
 @dataclass
