@@ -237,12 +237,15 @@ def _format_result(cursor: psycopg.Cursor) -> str:
 
 def _ingest(args: argparse.Namespace) -> int:
     from recsys.data.adapters import adapter
+    from recsys.data.download import local_archive
     from recsys.db.engine import database_url
     from recsys.ingest import ingest
 
     settings = get_settings()
-    # The source before the database: own-csv without RECSYS_DATA_URL says so before a managed server starts.
+    # The source before the database: own-csv without RECSYS_DATA_URL, or a missing local file, says
+    # so before a managed server starts.
     source = args.source or settings.source_url
+    local_archive(source)
     result = ingest(settings, database_url(), source=source, force=args.force)
     verb = "loaded" if result.loaded else "already loaded"
     print(

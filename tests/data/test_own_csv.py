@@ -245,6 +245,18 @@ def test_no_address_is_one_line_before_any_database_starts(tmp_path):
     assert not (tmp_path / "home").exists()
 
 
+def test_a_missing_local_archive_is_one_line_before_any_database_starts(tmp_path):
+    env = recsys_env("", "own-csv", tmp_path)
+    del env["RECSYS_DATABASE_URL"]
+    missing = tmp_path / "nowhere.zip"
+    done = subprocess.run(
+        [*RECSYS, "ingest", "--source", str(missing)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"error: data archive not found: {missing}; "), done.stderr
+    assert not (tmp_path / "home").exists()
+
+
 @pytest.mark.slow
 def test_own_archive_with_users_ingests_trains_precomputes_and_serves(empty_db_url, tmp_path):
     archive = _own(tmp_path, name="my-data.zip")
