@@ -145,7 +145,8 @@ def test_help_is_plain_text(capsys, monkeypatch):
         (
             ["evaluate"],
             "--split SPLIT u1..u5, ua, ub, random:F:SEED, temporal:F, cold_movies:BASE, "
-            "cold_users:BASE, files:TRAIN,TEST (default: u1)",
+            "cold_users:BASE, files:TRAIN,TEST (default: the data set's first own split, ML-100K's u1; "
+            "random:0.2:42 for one without)",
         ),
         (["serve"], "--host HOST address to listen on (RECSYS_API_HOST) (default: 127.0.0.1)"),
         (["serve"], "--port PORT port (RECSYS_API_PORT) (default: 8000)"),
