@@ -81,11 +81,11 @@ class DatasetAdapter:
 
     def read(self, path: Path, expected_sha256: str | None, max_member_bytes: int | None = None) -> MovieLens:
         """Parse and validate; ``expected_sha256`` None checks the official fingerprint, "" checks none;
-        ``max_member_bytes`` None: the adapter's own cap."""
+        ``max_member_bytes`` None: the adapter's own cap (each reader falls back to it)."""
         module, _, function = self.reader.partition(":")
         expected = self.fingerprint if expected_sha256 is None else expected_sha256
         read = getattr(importlib.import_module(module), function)
-        return read(path, expected or None, max_member_bytes=max_member_bytes or self.max_member_bytes)
+        return read(path, expected or None, max_member_bytes=max_member_bytes)
 
 
 _ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
